@@ -1,0 +1,60 @@
+"""What the commands share: logging to stderr, progress bars, the console, the saved command line."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+T = TypeVar("T")
+
+console = Console()  # results (tables) go to stdout
+err_console = Console(stderr=True)  # logs and progress go to stderr
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send ``cryozssr`` library logs to stderr through rich (idempotent)."""
+    logger = logging.getLogger("cryozssr")
+    logger.setLevel(level)
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def command_line() -> str:
+    """The command line of this process, shell-quoted (saved in every run's JSON)."""
+    return " ".join(shlex.quote(a) for a in ["cryozssr", *sys.argv[1:]])
+
+
+def progress() -> Progress:
+    """A progress display on stderr (rich prints plain lines when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on stderr."""
+    with progress() as bar:
+        yield from bar.track(items, description=description, total=total)

@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits with status 2."""
+
+
+class CryoZssrError(Exception):
+    """Base class for errors caused by the user's input, options or environment."""
+
+
+class InputError(CryoZssrError):
+    """An input file is missing, unreadable, corrupt or of the wrong kind."""
+
+
+class OptionError(CryoZssrError):
+    """A command-line option or config value is invalid."""
+
+
+class OutputError(CryoZssrError):
+    """An output cannot be written (unwritable folder, would overwrite an input, ...)."""

@@ -1,0 +1,110 @@
+"""Sub-pixel image registration by cross-correlation (Guizar-Sicairos et al. 2008, Opt. Lett. 33:156).
+
+Pure tensor code: ``estimate_shift(reference, moving)`` returns the ``(y, x)`` shift ``s`` such that
+``moving ~= fourier_shift(reference, s)`` (see :mod:`cryozssr.ops` for the sign convention).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cryozssr.ops import rfft_radius
+
+
+def _upsampled_dft_patch(
+    product: torch.Tensor, centre: torch.Tensor, *, upsample: int, half_width: float
+) -> torch.Tensor:
+    """Inverse DFT of ``product`` (full complex spectrum ``(h, w)``) on a fine grid around ``centre``.
+
+    Returns the real correlation on a ``(n, n)`` grid of spacing ``1/upsample`` pixels.
+    """
+    h, w = product.shape
+    n = int(math.ceil(2 * half_width * upsample)) + 1
+    offs = (torch.arange(n, device=product.device, dtype=torch.float64) - (n - 1) / 2) / upsample
+    ys = centre[0].double() + offs
+    xs = centre[1].double() + offs
+    ky = torch.fft.fftfreq(h, device=product.device, dtype=torch.float64)
+    kx = torch.fft.fftfreq(w, device=product.device, dtype=torch.float64)
+    ey = torch.exp(2j * math.pi * ys[:, None] * ky[None, :])  # (n, h)
+    ex = torch.exp(2j * math.pi * kx[:, None] * xs[None, :])  # (w, n)
+    return (ey @ product.to(torch.complex128) @ ex).real
+
+
+def estimate_shift(
+    reference: torch.Tensor,
+    moving: torch.Tensor,
+    *,
+    upsample: int = 50,
+    lowpass_cycles_per_px: float | None = None,
+    max_shift_px: float | None = None,
+) -> torch.Tensor:
+    """Estimate the ``(y, x)`` shift taking ``reference`` to ``moving`` (both ``(h, w)``).
+
+    Cross-correlation with an optional Gaussian low-pass (``lowpass_cycles_per_px``, the 1/e
+    frequency), a coarse integer peak, then a local upsampled-DFT refinement to ``1/upsample`` px.
+    ``max_shift_px`` restricts the peak search. Returns a float64 ``(2,)`` tensor.
+    """
+    if reference.shape != moving.shape or reference.ndim != 2:
+        raise ValueError("estimate_shift takes two (h, w) images of the same shape")
+    h, w = reference.shape
+    a = torch.fft.fft2((reference - reference.mean()).double())
+    b = torch.fft.fft2((moving - moving.mean()).double())
+    product = b * a.conj()
+    if lowpass_cycles_per_px is not None:
+        ky = torch.fft.fftfreq(h, device=a.device, dtype=torch.float64)[:, None]
+        kx = torch.fft.fftfreq(w, device=a.device, dtype=torch.float64)[None, :]
+        product = product * torch.exp(-(ky**2 + kx**2) / lowpass_cycles_per_px**2)
+    xc = torch.fft.ifft2(product).real
+    if max_shift_px is not None:
+        yy = torch.fft.fftfreq(h, d=1.0 / h, device=a.device)[:, None]
+        xx = torch.fft.fftfreq(w, d=1.0 / w, device=a.device)[None, :]
+        xc = torch.where((yy.abs() <= max_shift_px) & (xx.abs() <= max_shift_px), xc, -torch.inf)
+    idx = int(torch.argmax(xc))
+    peak = torch.tensor([idx // w, idx % w], dtype=torch.float64, device=a.device)
+    peak = torch.where(peak > torch.tensor([h // 2, w // 2], device=a.device), peak - torch.tensor([h, w], device=a.device), peak)
+    if upsample <= 1:
+        return peak
+    fine = _upsampled_dft_patch(product, peak, upsample=upsample, half_width=1.0)
+    j = int(torch.argmax(fine))
+    n = fine.shape[0]
+    offs = (torch.tensor([j // n, j % n], dtype=torch.float64, device=a.device) - (n - 1) / 2) / upsample
+    return peak + offs
+
+
+def frc_curve(
+    a: torch.Tensor, b: torch.Tensor, *, n_shells: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fourier ring correlation of two ``(h, w)`` images.
+
+    Returns ``(k, frc)``: shell-centre frequencies in cycles/pixel (0 .. 0.5) and the FRC per shell.
+    Shells are ``1/min(h, w)`` wide unless ``n_shells`` is given. Vectorised (one ``bincount`` per
+    sum), unlike torch-fourier-shell-correlation's per-shell Python loop.
+    """
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError("frc_curve takes two (h, w) images of the same shape")
+    h, w = a.shape
+    fa = torch.fft.rfft2(a.double())
+    fb = torch.fft.rfft2(b.double())
+    n = n_shells or min(h, w) // 2
+    r = rfft_radius((h, w), device=a.device).double()
+    shell = torch.clamp((r * 2 * n).round().long(), max=n)  # shell i centred on i / (2n)
+    # count the non-redundant half plane once, the mirrored columns twice
+    weight = torch.ones_like(r)
+    weight[:, 1 : (w - 1) // 2 + 1] = 2.0
+    flat = shell.flatten()
+    cross = torch.bincount(flat, (weight * (fa * fb.conj()).real).flatten(), minlength=n + 1)
+    pa = torch.bincount(flat, (weight * fa.abs() ** 2).flatten(), minlength=n + 1)
+    pb = torch.bincount(flat, (weight * fb.abs() ** 2).flatten(), minlength=n + 1)
+    frc = cross / torch.sqrt(pa * pb).clamp(min=1e-300)
+    k = torch.arange(n + 1, dtype=torch.float64, device=a.device) / (2 * n)
+    return k[:n], frc[:n]
+
+
+def band_mean(k: torch.Tensor, values: torch.Tensor, low: float, high: float) -> float:
+    """Mean of ``values`` over the shells with ``low <= k < high`` (cycles/pixel)."""
+    sel = (k >= low) & (k < high)
+    if not bool(sel.any()):
+        raise ValueError(f"no shell in [{low}, {high})")
+    return float(values[sel].mean())
