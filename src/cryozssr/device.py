@@ -27,7 +27,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise OptionError(f"--device {spec}: CUDA is not available on this machine (try --device cpu)")
+            raise OptionError(
+                f"--device {spec}: CUDA is not available on this machine (try --device cpu)"
+            )
         device = torch.device(spec)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise OptionError(

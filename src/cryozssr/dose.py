@@ -7,7 +7,7 @@ spatial frequency k after cumulative exposure N: ``exp(-N / (2 N_e(k)))``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -29,6 +29,22 @@ class Exposure:
     pre_exposure_e_per_a2: float = 0.0
     spherical_aberration_mm: float = 2.7
     amplitude_contrast: float = 0.07
+
+    def every_other(self, offset: int) -> Exposure:
+        """The exposure of frames ``offset, offset + 2, ...`` seen as a movie of their own.
+
+        Only mid-frame doses matter to the exposure filter: frame ``i`` of the subset has the
+        mid-frame dose of movie frame ``offset + 2 i``, which this expresses through a doubled dose
+        per frame and a shifted pre-exposure.
+        """
+        d = self.dose_per_frame_e_per_a2
+        if d is None:
+            return self
+        return replace(
+            self,
+            dose_per_frame_e_per_a2=2 * d,
+            pre_exposure_e_per_a2=self.pre_exposure_e_per_a2 + (offset - 0.5) * d,
+        )
 
 
 def voltage_scale(voltage_kv: float) -> float:

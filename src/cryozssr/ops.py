@@ -28,7 +28,7 @@ def fourier_shift(image: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
 def box_sum(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Sum non-overlapping ``factor x factor`` blocks of ``(..., h, w)``; trailing rows/cols dropped.
 
-    Integer dtypes stay integer (counts stay counts).
+    Integer dtypes stay integer (counts stay counts; torch promotes the sum to int64).
     """
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
@@ -64,13 +64,24 @@ def rfft_radius(shape: tuple[int, int], *, device: torch.device | None = None) -
 
 
 def box_transfer_rfft(shape: tuple[int, int], factor: int = 2, *, device=None) -> torch.Tensor:
-    """Transfer function of a ``factor x factor`` box *average* on the fine grid (rfft layout).
+    """Amplitude transfer of the discrete ``factor x factor`` box *average* on the fine grid (rfft layout).
 
-    ``sinc(factor*ky) * sinc(factor*kx)`` times the half-pixel phase of the block centre is left out:
-    this is the real, centred aperture.
+    ``D(ky) * D(kx)`` with ``D(k) = sin(pi f k) / (f sin(pi k))`` (``cos(pi k)`` for ``f = 2``), k in
+    cycles per fine pixel. This is what :func:`box_sum` (divided by ``f^2``) does to an image already
+    sampled on the fine grid; the block-centre phase ramp (half a fine pixel per axis for ``f = 2``)
+    is left out. Together with the fine pixel's own aperture ``sinc(k)`` it gives the coarse pixel's
+    aperture ``sinc(f k)``.
     """
     ky, kx = rfft_frequency_grid(shape, device=device)
-    return torch.sinc(factor * ky) * torch.sinc(factor * kx)
+
+    def dirichlet(k: torch.Tensor) -> torch.Tensor:
+        den = factor * torch.sin(torch.pi * k)
+        safe = torch.where(den.abs() < 1e-12, torch.ones_like(den), den)
+        return torch.where(
+            den.abs() < 1e-12, torch.ones_like(k), torch.sin(torch.pi * factor * k) / safe
+        )
+
+    return dirichlet(ky) * dirichlet(kx)
 
 
 def normalise(image: torch.Tensor) -> tuple[torch.Tensor, float, float]:

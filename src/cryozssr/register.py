@@ -21,7 +21,7 @@ def _upsampled_dft_patch(
     Returns the real correlation on a ``(n, n)`` grid of spacing ``1/upsample`` pixels.
     """
     h, w = product.shape
-    n = int(math.ceil(2 * half_width * upsample)) + 1
+    n = math.ceil(2 * half_width * upsample) + 1
     offs = (torch.arange(n, device=product.device, dtype=torch.float64) - (n - 1) / 2) / upsample
     ys = centre[0].double() + offs
     xs = centre[1].double() + offs
@@ -63,13 +63,19 @@ def estimate_shift(
         xc = torch.where((yy.abs() <= max_shift_px) & (xx.abs() <= max_shift_px), xc, -torch.inf)
     idx = int(torch.argmax(xc))
     peak = torch.tensor([idx // w, idx % w], dtype=torch.float64, device=a.device)
-    peak = torch.where(peak > torch.tensor([h // 2, w // 2], device=a.device), peak - torch.tensor([h, w], device=a.device), peak)
+    peak = torch.where(
+        peak > torch.tensor([h // 2, w // 2], device=a.device),
+        peak - torch.tensor([h, w], device=a.device),
+        peak,
+    )
     if upsample <= 1:
         return peak
     fine = _upsampled_dft_patch(product, peak, upsample=upsample, half_width=1.0)
     j = int(torch.argmax(fine))
     n = fine.shape[0]
-    offs = (torch.tensor([j // n, j % n], dtype=torch.float64, device=a.device) - (n - 1) / 2) / upsample
+    offs = (
+        torch.tensor([j // n, j % n], dtype=torch.float64, device=a.device) - (n - 1) / 2
+    ) / upsample
     return peak + offs
 
 

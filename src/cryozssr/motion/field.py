@@ -86,6 +86,15 @@ class MotionField:
         loc = None if self.local_shifts_px is None else self.local_shifts_px * factor
         return MotionField(self.global_shifts_px * factor, shape, loc)
 
+    def select(self, frame_indices: list[int]) -> MotionField:
+        """The motion of a subset of frames (e.g. even or odd frames for half-set validation).
+
+        Shifts stay relative to the movie's frame 0, so an average of the subset aligned with it
+        still shows the specimen at its frame-0 position.
+        """
+        loc = None if self.local_shifts_px is None else self.local_shifts_px[frame_indices]
+        return MotionField(self.global_shifts_px[frame_indices], self.image_shape, loc)
+
     def to_angstrom_xy(self, pixel_size_angstrom: float) -> list[list[float]]:
         """Global trajectory as ``[[x, y], ...]`` in Angstrom (the run JSON's ``trajectory_angstrom``)."""
         xy = self.global_shifts_px.flip(-1) * pixel_size_angstrom
