@@ -128,7 +128,12 @@ def run(
     from cryozssr.device import resolve_device
     from cryozssr.io import expand_movie_inputs, read_gain
     from cryozssr.pipeline import RunConfig, process_movie
-    from cryozssr.pipeline.batch import parse_shard, prepare_out_dir, write_star_from_records
+    from cryozssr.pipeline.batch import (
+        parse_shard,
+        preflight,
+        prepare_out_dir,
+        write_star_from_records,
+    )
     from cryozssr.pipeline.batch import shard as take_shard
     from cryozssr.pipeline.movie import movie_stem, output_paths
 
@@ -159,8 +164,11 @@ def run(
         zssr_config(cfg)  # validate preset and regime before reading any movie
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
+    n_total = len(movies)
     gain_img = read_gain(gain, rot=gain_rot, flip=gain_flip) if gain else None
     prepare_out_dir(out)
+    failed: list[str] = []
+    movies = preflight(movies, cfg, gain_img, keep_going=keep_going, failed=failed)
     dev = resolve_device(device)
     protect = [*movies, *([gain] if gain else [])]
     failed: list[str] = []
@@ -201,4 +209,4 @@ def run(
             bar.advance(overall)
     write_star_from_records(out)
     if failed:
-        raise CryoZssrError(f"{len(failed)} of {len(movies)} movies failed: {', '.join(failed)}")
+        raise CryoZssrError(f"{len(failed)} of {n_total} movies failed: {', '.join(failed)}")

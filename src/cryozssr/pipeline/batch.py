@@ -8,8 +8,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryozssr.errors import OptionError, OutputError
-from cryozssr.io import write_micrographs_star
+import torch
+
+from cryozssr.errors import CryoZssrError, InputError, OptionError, OutputError
+from cryozssr.io import open_movie, require_pixel_size, write_micrographs_star
+from cryozssr.pipeline.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,42 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 def shard(paths: Sequence[Path], i: int, n: int) -> list[Path]:
     """Every n-th movie starting at the i-th (1-based): shards are disjoint and cover the list."""
     return list(paths[i - 1 :: n])
+
+
+def preflight(
+    movies: Sequence[Path],
+    cfg: RunConfig,
+    gain: torch.Tensor | None,
+    *,
+    keep_going: bool = False,
+    failed: list[str] | None = None,
+) -> list[Path]:
+    """Check every movie's header (pixel size, frame count, gain shape) before any work starts.
+
+    A bad movie raises at once, before anything is written; with ``keep_going`` it is logged, its
+    name appended to ``failed``, and the good movies are returned.
+    """
+    good = []
+    for path in movies:
+        try:
+            with open_movie(
+                path, pixel_size_angstrom=cfg.pixel_size_angstrom, eer_fractions=cfg.eer_fractions
+            ) as movie:
+                require_pixel_size(movie)
+                if gain is not None and tuple(gain.shape) != tuple(movie.shape):
+                    raise InputError(
+                        f"{path.name}: gain reference is {tuple(gain.shape)} but frames are "
+                        f"{tuple(movie.shape)} (check --gain-rot / --gain-flip)"
+                    )
+        except CryoZssrError as exc:
+            if not keep_going:
+                raise
+            log.error("%s", exc)
+            if failed is not None:
+                failed.append(path.name)
+            continue
+        good.append(path)
+    return good
 
 
 def prepare_out_dir(out_dir: Path) -> None:

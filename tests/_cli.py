@@ -1,0 +1,35 @@
+"""Helpers for tests that drive the console entry point in-process."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cryozssr.cli.app import main
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``cryozssr ARGS`` through :func:`main`; return (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["cryozssr", *args])
+    status = 0
+    try:
+        main()
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_clean_error(status: int, err: str, *fragments: str) -> None:
+    """Exit status 2 and exactly one ``cryozssr: error:`` line naming each fragment, no traceback."""
+    lines = err.strip().splitlines()
+    assert status == 2
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cryozssr: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+__all__ = ["assert_one_clean_error", "pytest", "run_cli"]
