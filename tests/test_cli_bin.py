@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import mrcfile
@@ -10,26 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from cryozssr.cli.app import main
+from _cli import assert_one_clean_error, run_cli
 from cryozssr.io import write_mrc
 
 COUNTS = np.random.default_rng(5).poisson(1.0, size=(3, 6, 8)).astype(np.uint16)
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cryozssr", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
-
-
-def assert_one_clean_error(status: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert status == 2 and len(lines) == 1, err
-    assert lines[0].startswith("cryozssr: error: ") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def files_under(folder: Path) -> list[str]:

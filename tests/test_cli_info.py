@@ -11,29 +11,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from cryozssr.cli.app import main
+from _cli import assert_one_clean_error, run_cli
 from cryozssr.io import write_mrc
 
 FRAMES = np.stack([np.full((6, 8), 2), np.full((6, 8), 4)]).astype(np.int16)  # 3 counts/px/frame
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the console entry point in-process; return (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["cryozssr", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
-
-
-def assert_one_clean_error(status: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert status == 2
-    assert len(lines) == 1, err
-    assert lines[0].startswith("cryozssr: error: ")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_info_json_reports_counts_and_dose(tmp_path, monkeypatch, capsys):
