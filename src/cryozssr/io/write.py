@@ -118,6 +118,14 @@ def _cast(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return data.astype(dtype)
 
 
+def _label(mrc) -> None:
+    """Replace mrcfile's timestamped label with a fixed one, so that equal data give equal bytes."""
+    from cryozssr import __version__
+
+    mrc.header.label[0] = f"cryozssr {__version__}".encode()[:80].ljust(80)
+    mrc.header.nlabl = 1
+
+
 class MrcStackWriter:
     """Write a ``(t, h, w)`` MRC stack frame by frame into a memory-mapped, preallocated file.
 
@@ -153,6 +161,7 @@ def open_mrc_writer(
         try:
             mrc.set_image_stack()
             mrc.voxel_size = float(pixel_size_angstrom)
+            _label(mrc)
             yield MrcStackWriter(mrc, dtype)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -206,6 +215,7 @@ def write_mrc(
         if array.ndim == 3 and not volume:
             mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_angstrom)
+        _label(mrc)
     return path
 
 
@@ -215,10 +225,17 @@ def write_star(
     *,
     overwrite_protect: Sequence[str | os.PathLike] = (),
 ) -> Path:
-    """Write STAR data blocks (``{"optics": df, "micrographs": df}``) atomically with starfile."""
+    """Write STAR data blocks (``{"optics": df, "micrographs": df}``) atomically with starfile.
+
+    starfile's timestamped comment line is dropped, so that equal tables give equal bytes.
+    """
     path = Path(path)
     with atomic_path(path, overwrite_protect=overwrite_protect) as tmp:
         starfile.write(blocks, tmp, overwrite=True)
+        text = Path(tmp).read_text()
+        Path(tmp).write_text(
+            "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("# Created by"))
+        )
     return path
 
 
