@@ -1,10 +1,89 @@
-"""``cryozssr evaluate``: under construction."""
+"""``cryozssr evaluate``: compare super-resolution runs with cryo-EM's own yardsticks.
+
+Example::
+
+    cryozssr evaluate runs/zssr runs/bilinear --truth sim/ --out eval/
+
+Each RUN_DIR is the output folder of one ``cryozssr run`` (one method). Writes ``report.html``,
+``evaluation.json`` and ``plots/`` into ``--out`` and prints the table.
+"""
 
 from __future__ import annotations
 
-from cryozssr.errors import OptionError
+from pathlib import Path
+
+import typer
+
+from cryozssr.cli._common import command_line, console, err_console
 
 
-def evaluate() -> None:
-    """Under construction."""
-    raise OptionError("evaluate is not implemented yet")
+def evaluate(
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Output folders of `cryozssr run`, one per method."
+    ),
+    truth: Path | None = typer.Option(
+        None,
+        "--truth",
+        help="Simulation folder (`cryozssr simulate`): enables FRC vs truth, HR and 3D.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: FIRST_RUN_DIR/evaluation)."
+    ),
+    no_3d: bool = typer.Option(False, "--no-3d", help="Skip the oracle-pose 3D reconstructions."),
+    symmetry: str | None = typer.Option(
+        None,
+        "--symmetry",
+        help="Point group imposed in 3D: C1, Cn, Dn, T or O (default: the simulation's).",
+    ),
+    tile: int = typer.Option(512, "--tile", help="Tile size (px) of the CTF-fit power spectrum."),
+) -> None:
+    """Evaluate super-resolved micrographs: FRC, CTFFIND4-style CTF fit, oracle-pose 3D FSC.
+
+    Example: cryozssr evaluate runs/zssr runs/bilinear --truth sim/ --out eval/
+    """
+    from cryozssr import __version__
+    from cryozssr.errors import OptionError
+    from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
+    from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
+    from cryozssr.evaluate.ctf_fit import CtfFitConfig
+    from cryozssr.evaluate.reconstruct import symmetry_matrices
+    from cryozssr.evaluate.report import write_report
+
+    if symmetry is not None:
+        try:
+            symmetry_matrices(symmetry)
+        except ValueError as exc:
+            raise OptionError(f"--symmetry: {exc}") from None
+    if tile < 64:
+        raise OptionError("--tile must be at least 64 px")
+    runs = [read_run_dir(p) for p in run_dirs]
+    sim = read_sim_dir(truth) if truth is not None else None
+    config = EvaluateConfig(do_3d=not no_3d, symmetry=symmetry, ctf=CtfFitConfig(tile_px=tile))
+    rows = evaluate_runs(runs, sim, config=config, on_progress=lambda m: err_console.log(m))
+    out_dir = out or (run_dirs[0] / "evaluation")
+    meta = {
+        "cryozssr_version": __version__,
+        "command_line": command_line(),
+        "run_dirs": [str(p) for p in run_dirs],
+        "truth": str(truth) if truth else None,
+        "config": {"do_3d": config.do_3d, "symmetry": symmetry, "ctf_tile_px": tile},
+    }
+    report = write_report(rows, out_dir, meta=meta, lr_pixel_angstrom=rows[0].pixel_size_angstrom)
+    console.print(render_table(rows, title="cryozssr evaluation"))
+    err_console.print(f"report: {report}")
+
+
+def render_table(rows, *, title: str):
+    """A rich table of the evaluation rows: one column per method, one row per figure."""
+    from rich.table import Table
+
+    from cryozssr.evaluate.report import table_rows
+
+    head, cells = table_rows(rows)
+    table = Table(title=title)
+    table.add_column("")
+    for row in cells:
+        table.add_column(row[0], justify="right")
+    for i, name in enumerate(head[1:], start=1):
+        table.add_row(name, *(row[i] for row in cells))
+    return table

@@ -1,0 +1,172 @@
+"""Reading what ``cryozssr evaluate`` compares: run folders and a simulation folder.
+
+The only file-reading module of :mod:`cryozssr.evaluate`. Bad input raises
+:class:`~cryozssr.errors.InputError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import starfile
+import torch
+
+from cryozssr.dose import Exposure
+from cryozssr.errors import InputError
+from cryozssr.io import open_movie, read_image
+
+PARTICLE_COLUMNS = (
+    "rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot", "rlnAngleTilt",
+    "rlnAnglePsi", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle",
+)  # fmt: skip
+
+
+@dataclass
+class RunDir:
+    """One ``cryozssr run`` output folder: one method, one record per movie stem."""
+
+    path: Path
+    method: str
+    records: dict[str, dict[str, Any]]
+
+    @property
+    def stems(self) -> list[str]:
+        return sorted(self.records)
+
+    def file(self, stem: str, key: str) -> Path | None:
+        """Path of output ``key`` (``sr``, ``avg``, ``sr_even``, ``sr_odd``) or ``None`` if absent."""
+        name = self.records[stem].get("outputs", {}).get(key)
+        if name is None:
+            suffix = {"sr": "_sr", "avg": "_avg", "sr_even": "_sr_even", "sr_odd": "_sr_odd"}[key]
+            name = f"{stem}{suffix}.mrc"
+        p = self.path / name
+        return p if p.is_file() else None
+
+    def exposure(self, stem: str) -> Exposure:
+        e = dict(self.records[stem].get("exposure") or {})
+        e.setdefault("pixel_size_angstrom", self.records[stem]["input_pixel_size_angstrom"])
+        known = Exposure.__dataclass_fields__
+        return Exposure(**{k: v for k, v in e.items() if k in known})
+
+
+def read_run_dir(path: str | Path) -> RunDir:
+    """Read the ``<stem>.json`` records of a run folder; every stem must have its SR and average."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: not a folder (expected the output folder of `cryozssr run`)")
+    records: dict[str, dict[str, Any]] = {}
+    for js in sorted(path.glob("*.json")):
+        try:
+            rec = json.loads(js.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{js}: unreadable run record ({exc})") from None
+        if isinstance(rec, dict) and "method" in rec and "input_pixel_size_angstrom" in rec:
+            records[rec.get("stem", js.stem)] = rec
+    if not records:
+        raise InputError(f"{path}: no run records (<stem>.json from `cryozssr run`) in this folder")
+    methods = {r["method"] for r in records.values()}
+    if len(methods) != 1:
+        raise InputError(f"{path}: mixes methods {sorted(methods)}; give one folder per method")
+    run = RunDir(path, methods.pop(), records)
+    for stem in run.stems:
+        for key in ("sr", "avg"):
+            if run.file(stem, key) is None:
+                raise InputError(f"{path}: {stem}_{key}.mrc is missing (incomplete run?)")
+    return run
+
+
+def load_image(path: Path) -> tuple[torch.Tensor, float | None]:
+    """A 2D micrograph as float32 ``(h, w)`` and its header pixel size."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    return read_image(path)
+
+
+def image_shape(path: Path) -> tuple[int, int]:
+    """``(h, w)`` of a 2D MRC image or the frames of an MRC movie, from its header only."""
+    import mrcfile
+
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+            return int(mrc.header.ny), int(mrc.header.nx)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable MRC header ({exc})") from None
+
+
+@dataclass
+class SimDir:
+    """A simulated dataset (``cryozssr simulate``): truth images, map, particles, metadata."""
+
+    path: Path
+    info: dict[str, Any]
+    particles: pd.DataFrame
+    map: torch.Tensor = field(repr=False)
+    map_pixel_size_angstrom: float = 0.0
+
+    def truth_path(self, stem: str, kind: str = "ctf") -> Path:
+        return self.path / "truth" / f"{stem}_{kind}.mrc"
+
+    def hr_movie_path(self, stem: str) -> Path:
+        return self.path / "movies_hr" / f"{stem}.mrc"
+
+    @property
+    def symmetry(self) -> str:
+        """Point group of the simulated particle (``simulation.json``: ``config.symmetry``)."""
+        cfg = self.info.get("config") or {}
+        return str(self.info.get("symmetry") or cfg.get("symmetry") or "C1")
+
+    def particles_of(self, stem: str) -> pd.DataFrame:
+        names = self.particles["rlnMicrographName"].map(lambda s: _stem_of(str(s)))
+        return self.particles[names == stem]
+
+    def read_hr_movie(self, stem: str) -> torch.Tensor:
+        p = self.hr_movie_path(stem)
+        if not p.is_file():
+            raise InputError(f"{p}: HR movie missing from the simulation folder")
+        with open_movie(p) as movie:
+            return movie.read()
+
+
+def _stem_of(name: str) -> str:
+    base = Path(name).name
+    for ext in (".mrcs", ".mrc", ".tiff", ".tif", ".eer"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return Path(base).stem
+
+
+def read_sim_dir(path: str | Path) -> SimDir:
+    """Read ``simulation.json``, ``particles.star`` and ``map.mrc`` of a simulation folder."""
+    path = Path(path)
+    for name in ("simulation.json", "particles.star", "map.mrc"):
+        if not (path / name).is_file():
+            raise InputError(f"{path}: {name} missing (is this a `cryozssr simulate` folder?)")
+    try:
+        info = json.loads((path / "simulation.json").read_text())
+    except ValueError as exc:
+        raise InputError(f"{path / 'simulation.json'}: not valid JSON ({exc})") from None
+    try:
+        star = starfile.read(path / "particles.star", always_dict=True)
+    except Exception as exc:  # starfile raises many kinds on malformed files
+        raise InputError(f"{path / 'particles.star'}: unreadable STAR file ({exc})") from None
+    df = star.get("particles", next(iter(star.values())))
+    missing = [c for c in PARTICLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"{path / 'particles.star'}: columns missing: {', '.join(missing)}")
+    import mrcfile  # the map is a volume; cryozssr.io reads 2D images and movies
+
+    try:
+        with mrcfile.open(path / "map.mrc", permissive=True) as mrc:
+            vol = torch.from_numpy(mrc.data.astype("float32").copy())
+            px = float(mrc.voxel_size.x)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path / 'map.mrc'}: unreadable MRC ({exc})") from None
+    if vol.ndim != 3 or len(set(vol.shape)) != 1:
+        raise InputError(f"{path / 'map.mrc'}: expected a cubic 3D map, got {tuple(vol.shape)}")
+    return SimDir(path, info, df, vol, px)
