@@ -20,7 +20,7 @@ def demo(
     methods: str = typer.Option(
         "bilinear,bicubic,fourier,shift-add,misr,zssr",
         "--methods",
-        help="Comma-separated methods to compare.",
+        help="Comma-separated methods to compare; zssr/REGIME picks a regime.",
     ),
     preset: str = typer.Option("fast", "--preset", help="zssr preset: fast or paper."),
     max_iterations: int | None = typer.Option(

@@ -53,6 +53,13 @@ class RunDir:
         return Exposure(**{k: v for k, v in e.items() if k in known})
 
 
+def method_label(record: dict[str, Any]) -> str:
+    """``zssr/journal`` style label of a run record (method, and the zssr regime when there is one)."""
+    method = str(record["method"])
+    regime = (record.get("method_config") or {}).get("regime")
+    return f"{method}/{regime}" if regime else method
+
+
 def read_run_dir(path: str | Path) -> RunDir:
     """Read the ``<stem>.json`` records of a run folder; every stem must have its SR and average."""
     path = Path(path)
@@ -68,7 +75,7 @@ def read_run_dir(path: str | Path) -> RunDir:
             records[rec.get("stem", js.stem)] = rec
     if not records:
         raise InputError(f"{path}: no run records (<stem>.json from `cryozssr run`) in this folder")
-    methods = {r["method"] for r in records.values()}
+    methods = {method_label(r) for r in records.values()}
     if len(methods) != 1:
         raise InputError(f"{path}: mixes methods {sorted(methods)}; give one folder per method")
     run = RunDir(path, methods.pop(), records)

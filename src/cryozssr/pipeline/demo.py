@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo data set and the methods to compare."""
+    """Sizes of the demo data set and the methods to compare.
+
+    A method may name a zssr regime, e.g. ``zssr/workshop``; plain ``zssr`` is the preset's default.
+    """
 
     out_dir: Path = Path("cryozssr_demo")
     n_movies: int = 2
@@ -36,7 +39,7 @@ class DemoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m.split("/")[0] not in METHODS]
         if unknown:
             raise OptionError(
                 f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}"
@@ -85,11 +88,13 @@ def run_demo(
     movies = sorted((sim_dir / "movies_lr").glob("*.mrc"))
 
     run_dirs = []
-    for method in config.methods:
-        run_dir = out / "runs" / method
+    for entry in config.methods:
+        method, _, regime = entry.partition("/")
+        run_dir = out / "runs" / entry.replace("/", "-")
         prepare_out_dir(run_dir)
         cfg = RunConfig(
             method=method,
+            regime=regime or None,
             preset=config.zssr_preset if method == "zssr" else None,
             max_iterations=config.zssr_max_iterations if method == "zssr" else None,
             device=config.device,
@@ -100,7 +105,7 @@ def run_demo(
             amplitude_contrast=sim_config.amplitude_contrast,
         )
         for path in movies:
-            on_stage(f"{method}: {path.name}")
+            on_stage(f"{entry}: {path.name}")
             process_movie(
                 path,
                 cfg,

@@ -1,0 +1,94 @@
+"""The project's headline: every method on one simulated apoferritin data set, evaluated the same way.
+
+    python bench/bench_headline.py                       # 4 movies, 1024 px HR, 100 particles each
+    python bench/bench_headline.py --n-movies 1 --size-hr 512 --particles 25   # quicker
+
+Writes the evaluation (report.html, evaluation.json, plots) under ``--out`` and a summary JSON
+(every row's figures, seconds per method per movie, the machine) to ``bench/results/headline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from cryozssr import __version__
+from cryozssr.pipeline.demo import DemoConfig, run_demo
+
+ALL = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "zssr/journal", "zssr/workshop")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--out", type=Path, default=Path("bench/out/headline"))
+    ap.add_argument("--n-movies", type=int, default=4)
+    ap.add_argument("--size-hr", type=int, default=1024)
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--particles", type=int, default=100)
+    ap.add_argument("--methods", default=",".join(ALL))
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--summary", type=Path, default=Path("bench/results/headline.json"))
+    args = ap.parse_args()
+
+    config = DemoConfig(
+        out_dir=args.out,
+        n_movies=args.n_movies,
+        size_hr=args.size_hr,
+        frames=args.frames,
+        particles=args.particles,
+        methods=tuple(m for m in args.methods.split(",") if m),
+        zssr_preset=args.preset,
+        device="cpu",
+        seed=args.seed,
+    )
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    rows, report = run_demo(
+        config, command="bench/bench_headline.py", on_stage=lambda m: print(m, flush=True)
+    )
+    seconds = time.perf_counter() - t0
+
+    timings: dict[str, list[dict]] = {}
+    for run_dir in sorted((args.out / "runs").iterdir()):
+        for js in sorted(run_dir.glob("*.json")):
+            rec = json.loads(js.read_text())
+            if "timings_seconds" in rec:
+                timings.setdefault(run_dir.name, []).append(rec["timings_seconds"])
+    evaluation = json.loads((Path(report).parent / "evaluation.json").read_text())
+    summary = {
+        "cryozssr_version": __version__,
+        "command": "python bench/bench_headline.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k not in ("out", "summary")
+        ),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": load_start,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "total_seconds": round(seconds, 1),
+        "per_movie_timings_seconds": timings,
+        "evaluation": evaluation,
+        "report": str(report),
+    }
+    args.summary.parent.mkdir(parents=True, exist_ok=True)
+    args.summary.write_text(json.dumps(summary, indent=1))
+    print(f"wrote {args.summary} ({seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
