@@ -52,7 +52,7 @@ def main() -> None:
     )
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    rows, report = run_demo(
+    _rows, report = run_demo(
         config, command="bench/bench_headline.py", on_stage=lambda m: print(m, flush=True)
     )
     seconds = time.perf_counter() - t0
