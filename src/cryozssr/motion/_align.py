@@ -1,0 +1,181 @@
+"""Batched iterative frame alignment against the sum of the other frames (Unblur/MotionCor2 style).
+
+Internal helpers of :mod:`cryozssr.motion.estimate`. Everything works on Fourier-cropped ``rfft2``
+spectra ``(..., t, hc, wc // 2 + 1)`` whose frequencies are kept in cycles per *original* pixel, so
+shifts stay in original pixels throughout. Leading dimensions batch independent stacks (patches).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def crop_size(n: int, max_frequency: float) -> int:
+    """Even size of the Fourier-cropped axis keeping ``|k| < max_frequency`` (cycles/px) of ``n``."""
+    if max_frequency >= 0.5:
+        return n
+    return max(8, min(n, 2 * math.ceil(max_frequency * n)))
+
+
+def cropped_rfft(images: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+    """``rfft2`` of ``(..., h, w)`` images keeping the ``crop = (hc, wc)`` lowest frequencies.
+
+    Returns ``(..., hc, wc // 2 + 1)`` complex, rows in FFT order (non-negative then negative).
+    """
+    h, _w = images.shape[-2:]
+    hc, wc = crop
+    spec = torch.fft.rfft2(images)
+    if hc < h:
+        spec = torch.cat([spec[..., : hc // 2, :], spec[..., h - hc // 2 :, :]], dim=-2)
+    return spec[..., : wc // 2 + 1]
+
+
+def cropped_frequencies(
+    shape: tuple[int, int], crop: tuple[int, int], *, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frequencies ``(hc,)`` and ``(wc//2+1,)`` in cycles per original pixel of :func:`cropped_rfft`."""
+    h, w = shape
+    hc, wc = crop
+    ky = torch.fft.fftfreq(h, device=device, dtype=torch.float64)
+    if hc < h:
+        ky = torch.cat([ky[: hc // 2], ky[h - hc // 2 :]])
+    kx = torch.fft.rfftfreq(w, device=device, dtype=torch.float64)[: wc // 2 + 1]
+    return ky, kx
+
+
+def phase_ramp(ky: torch.Tensor, kx: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
+    """``exp(-2 pi i k.s)``: the spectrum factor moving content by ``(..., 2)`` shifts, ``(..., hc, wr)``.
+
+    Separable: two small float64 exponentials and one complex64 outer product.
+    """
+    s = shifts_px.to(torch.float64)
+    ey = torch.exp(-2j * math.pi * ky * s[..., 0, None]).to(torch.complex64)  # (..., hc)
+    ex = torch.exp(-2j * math.pi * kx * s[..., 1, None]).to(torch.complex64)  # (..., wr)
+    return ey[..., :, None] * ex[..., None, :]
+
+
+def _correlation_at(
+    product: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor
+) -> torch.Tensor:
+    """Real cross-correlation from a half spectrum ``(..., hc, wr)`` on a ``(..., n) x (..., m)`` grid."""
+    weight = torch.full_like(kx, 2.0)
+    weight[0] = 1.0
+    if kx[-1] == 0.5:  # a true Nyquist column appears once
+        weight[-1] = 1.0
+    ey = torch.exp(2j * math.pi * ys[..., :, None] * ky)  # (..., n, hc)
+    ex = torch.exp(2j * math.pi * xs[..., None, :] * kx[:, None])  # (..., wr, m)
+    p = (product.to(torch.complex128) * weight).to(torch.complex128)
+    return (ey @ p @ ex).real
+
+
+def find_peaks(
+    product: torch.Tensor,
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    *,
+    shape: tuple[int, int],
+    max_shift_px: float,
+    step_px: float = 0.1,
+) -> torch.Tensor:
+    """Sub-pixel peak ``(..., 2)`` (original px) of the correlation whose half spectrum is ``product``.
+
+    Integer peak on the cropped grid within ``max_shift_px``; then the correlation evaluated exactly
+    (DFT) on a grid of a quarter of a cropped pixel around it, and again on a ``step_px`` grid
+    around that maximum; each time a parabola through the 3x3 neighbourhood of the grid maximum.
+    """
+    h, w = shape
+    hc, wc = product.shape[-2], 2 * (product.shape[-1] - 1)
+    xc = torch.fft.irfft2(product, s=(hc, wc))
+    py = torch.fft.fftfreq(hc, d=1.0 / hc, device=xc.device) * (h / hc)
+    px = torch.fft.fftfreq(wc, d=1.0 / wc, device=xc.device) * (w / wc)
+    inside = (py.abs()[:, None] <= max_shift_px) & (px.abs()[None, :] <= max_shift_px)
+    xc = torch.where(inside, xc, -torch.inf)
+    idx = xc.flatten(-2).argmax(dim=-1)
+    centre = torch.stack([py[idx // wc], px[idx % wc]], dim=-1).double()
+    # exact correlation (DFT) on two successively finer grids around the integer peak
+    half = max(h / hc, w / wc, 1.0)
+    for step, span in ((half / 4, half), (step_px, 3 * step_px)):
+        n = 2 * round(span / step) + 1
+        offs = (torch.arange(n, device=xc.device, dtype=torch.float64) - (n - 1) / 2) * step
+        fine = _correlation_at(
+            product, ky, kx, centre[..., 0, None] + offs, centre[..., 1, None] + offs
+        )
+        jy, jx, dy, dx = _grid_peak(fine)
+        centre = centre + torch.stack([offs[jy] + dy * step, offs[jx] + dx * step], dim=-1)
+    return centre
+
+
+def _grid_peak(fine: torch.Tensor):
+    """Indices of the maximum of ``(..., n, n)`` and its parabolic sub-step offsets (in steps)."""
+    n = fine.shape[-1]
+    flat = fine.flatten(-2)
+    j = flat.argmax(dim=-1)
+    jy = (j // n).clamp(1, n - 2)
+    jx = (j % n).clamp(1, n - 2)
+
+    def take(oy: int, ox: int) -> torch.Tensor:
+        return flat.gather(-1, ((jy + oy) * n + jx + ox)[..., None])[..., 0]
+
+    c0 = take(0, 0)
+    return jy, jx, _parabola(take(-1, 0), c0, take(1, 0)), _parabola(take(0, -1), c0, take(0, 1))
+
+
+def _parabola(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    denom = a - 2 * b + c
+    off = 0.5 * (a - c) / torch.where(denom.abs() > 1e-30, denom, torch.full_like(denom, -1e-30))
+    return off.clamp(-0.5, 0.5)
+
+
+def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
+    """``(n, n)`` matrix of a local polynomial (Savitzky-Golay) fit over ``window`` frames.
+
+    Row ``t`` fits a degree-``degree`` polynomial to the ``window`` frames nearest ``t`` (the window
+    slides inwards at the ends) and evaluates it at ``t``. Identity when ``window <= degree + 1``.
+    """
+    if window <= degree + 1 or n <= degree + 1:
+        return torch.eye(n, dtype=torch.float64, device=device)
+    window = min(window, n)
+    out = torch.zeros(n, n, dtype=torch.float64)
+    for t in range(n):
+        lo = min(max(t - window // 2, 0), n - window)
+        tau = torch.arange(lo, lo + window, dtype=torch.float64) - t
+        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
+        out[t, lo : lo + window] = torch.linalg.pinv(design)[0]
+    return out.to(device)
+
+
+def align_stack(
+    spec: torch.Tensor,
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    *,
+    shape: tuple[int, int],
+    filt: torch.Tensor,
+    smoother: torch.Tensor,
+    initial_px: torch.Tensor,
+    max_shift_px: float,
+    n_iterations: int,
+    tolerance_px: float,
+) -> torch.Tensor:
+    """Iteratively align each frame of ``spec (..., t, hc, wr)`` to the aligned sum of the others.
+
+    ``shifts[..., t, :]`` is the position of frame ``t``'s content relative to the stack's common
+    reference, so frame ``t`` is aligned by ``-shifts``; the gauge (a shift common to all frames)
+    is left free. ``filt (hc, wr)`` weights the cross-power spectrum (low-pass); ``smoother (t, t)``
+    regularises the trajectory after every iteration. Returns float64 ``(..., t, 2)``.
+    """
+    shifts = initial_px.to(torch.float64)
+    for _ in range(n_iterations):
+        aligned = spec * phase_ramp(ky, kx, -shifts)
+        others = aligned.sum(dim=-3, keepdim=True) - aligned
+        residual = find_peaks(
+            aligned * others.conj() * filt, ky, kx, shape=shape, max_shift_px=max_shift_px
+        )
+        new = smoother @ (shifts + residual)
+        done = float((new - shifts).abs().max()) < tolerance_px
+        shifts = new
+        if done:
+            break
+    return shifts

@@ -1,0 +1,219 @@
+"""Estimate specimen motion on a low-resolution movie: a global trajectory plus optional local motion.
+
+Global: every frame is aligned iteratively against the aligned sum of all *other* frames (Unblur,
+Grant & Grigorieff 2015; MotionCor2, Zheng et al. 2017), which avoids the bias of correlating a
+frame's noise with itself. The cross-power spectrum is low-pass weighted by a B-factor, the spectra
+are Fourier-cropped to the band that carries signal (speed), the peak is found to ~0.01 px by
+evaluating the correlation exactly (DFT) on fine grids, and the trajectory is regularised after
+every iteration by a local quadratic fit over a few frames.
+
+Local: the globally aligned frames are cut into overlapping, edge-tapered patches centred on the
+nodes of a ``(gh, gw)`` grid; each patch stack is aligned in the same way (all patches batched), and
+its residual trajectory is fitted per patch by a low-order polynomial in time whose constant term
+is dropped, so that ``local[0] == 0``.
+
+Pure tensor code. Shifts follow :mod:`cryozssr.motion.field`: ``shifts[t]`` is the position of the
+specimen in frame ``t`` relative to frame 0, in (y, x) pixels of the movie.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from cryozssr.errors import InputError, OptionError
+from cryozssr.motion import _align
+from cryozssr.motion.field import MotionField
+from cryozssr.ops import fourier_shift
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Options of :func:`estimate_motion`. Frequencies in cycles per (LR) pixel, B-factors in px^2.
+
+    Attributes
+    ----------
+    bfactor_px2:
+        Low-pass ``exp(-B k^2 / 4)`` applied to the cross-power spectrum (global alignment);
+        100 px^2 is 900 A^2 at 3 A/px (MotionCor2's 500 A^2 at 1 A/px is 500 px^2).
+    max_frequency:
+        Spectra are Fourier-cropped to ``|k| < max_frequency`` before alignment (speed; little
+        signal survives the B-factor above it).
+    max_shift_px:
+        Largest shift searched for any frame (and any patch residual), in pixels.
+    n_iterations, tolerance_px:
+        At most ``n_iterations`` rounds; stop when no frame moved by more than ``tolerance_px``.
+    smoothing_frames:
+        Window of the local quadratic (Savitzky-Golay) fit regularising the trajectory after every
+        iteration (``0`` = none). Exact for trajectories quadratic over the window; it biases
+        trajectories with frame-to-frame jitter, so lower it for stage-drift-like motion.
+    patches:
+        ``(gh, gw)`` grid of local-motion patches, or ``None`` for global motion only.
+    patch_bfactor_px2, patch_overlap, local_time_degree:
+        Low-pass for patches; patch size as a multiple of the node spacing; degree in time of the
+        polynomial fitted to every patch's residual trajectory.
+    """
+
+    bfactor_px2: float = 100.0
+    max_frequency: float = 0.25
+    max_shift_px: float = 40.0
+    n_iterations: int = 8
+    tolerance_px: float = 0.002
+    smoothing_frames: int = 7
+    patches: tuple[int, int] | None = None
+    patch_bfactor_px2: float = 100.0
+    patch_overlap: float = 2.0
+    local_time_degree: int = 3
+
+    def __post_init__(self) -> None:
+        if self.bfactor_px2 < 0 or self.patch_bfactor_px2 < 0:
+            raise OptionError("motion B-factors must be >= 0")
+        if not 0.0 < self.max_frequency <= 0.5:
+            raise OptionError(
+                f"max_frequency must be in (0, 0.5] cycles/px, got {self.max_frequency}"
+            )
+        if self.n_iterations < 1 or self.max_shift_px <= 0:
+            raise OptionError("n_iterations must be >= 1 and max_shift_px > 0")
+        if self.patches is not None and (len(self.patches) != 2 or min(self.patches) < 1):
+            raise OptionError(f"patches must be two integers >= 1, got {self.patches}")
+        if self.patch_overlap < 1.0 or self.local_time_degree < 1:
+            raise OptionError("patch_overlap must be >= 1 and local_time_degree >= 1")
+
+
+def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig()) -> MotionField:
+    """Estimate the motion of a ``(t, h, w)`` movie (counts, LR pixels); see the module docstring.
+
+    Returns a :class:`MotionField` on the device of ``frames`` with ``global_shifts_px[0] == 0``
+    and, when ``config.patches`` is set, ``local_shifts_px`` of shape ``(t, gh, gw, 2)``.
+    """
+    check_movie(frames)
+    t, h, w = frames.shape
+    global_px = _estimate_stack(frames.float(), config, bfactor_px2=config.bfactor_px2)
+    global_px = (global_px - global_px[:1]).to(torch.float32)
+    local = None
+    if config.patches is not None:
+        local = _estimate_local(frames.float(), global_px, config).to(torch.float32)
+    log.debug(
+        "global motion: %d frames, total path %.2f px",
+        t,
+        float(global_px.diff(dim=0).norm(dim=-1).sum()),
+    )
+    return MotionField(global_px, (h, w), local)
+
+
+def check_movie(frames: torch.Tensor) -> None:
+    """Raise :class:`InputError` unless ``frames`` is a ``(t >= 2, h, w)`` stack."""
+    if frames.ndim != 3:
+        raise InputError(
+            f"a movie must be a (frames, height, width) stack, got shape {tuple(frames.shape)}"
+        )
+    if frames.shape[0] < 2:
+        raise InputError(f"motion needs at least 2 frames, the movie has {frames.shape[0]}")
+    if min(frames.shape[-2:]) < 16:
+        raise InputError(f"frames of {tuple(frames.shape[-2:])} px are too small to align")
+
+
+def _estimate_stack(
+    stacks: torch.Tensor,
+    config: MotionConfig,
+    *,
+    bfactor_px2: float,
+    initial_px: torch.Tensor | None = None,
+    max_shift_px: float | None = None,
+) -> torch.Tensor:
+    """Trajectory ``(..., t, 2)`` (free gauge) of ``(..., t, h, w)`` stacks aligned to their own sums."""
+    h, w = stacks.shape[-2:]
+    crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
+    spec = torch.stack(
+        [
+            _align.cropped_rfft(s - s.mean(dim=(-2, -1), keepdim=True), crop)
+            for s in stacks.unbind(-3)
+        ],
+        dim=-3,
+    )
+    ky, kx = _align.cropped_frequencies((h, w), crop, device=stacks.device)
+    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+    filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
+    filt[0, 0] = 0.0
+    n = stacks.shape[-3]
+    smoother = _align.smoothing_matrix(n, config.smoothing_frames, device=stacks.device)
+    init = torch.zeros(*stacks.shape[:-2], 2, dtype=torch.float64, device=stacks.device)
+    if initial_px is not None:
+        init = init + initial_px.to(init)
+    limit = min(max_shift_px or config.max_shift_px, h / 2 - 1, w / 2 - 1)
+    return _align.align_stack(
+        spec,
+        ky,
+        kx,
+        shape=(h, w),
+        filt=filt,
+        smoother=smoother,
+        initial_px=init,
+        max_shift_px=limit,
+        n_iterations=config.n_iterations,
+        tolerance_px=config.tolerance_px,
+    )
+
+
+def patch_geometry(
+    shape: tuple[int, int], grid: tuple[int, int], overlap: float
+) -> tuple[int, int, list[int], list[int]]:
+    """Patch size ``(ph, pw)`` and the top-left corners (rows, columns) of the patches of ``grid``.
+
+    Patch ``(i, j)`` is centred on node ``(i, j)`` of :class:`MotionField`'s grid, moved inwards
+    where it would leave the image.
+    """
+    out = []
+    for n, g in zip(shape, grid, strict=True):
+        size = min(n, 2 * math.ceil(overlap * n / g / 2))
+        starts = [
+            min(max(round((i + 0.5) * n / g - 0.5 - size / 2 + 0.5), 0), n - size) for i in range(g)
+        ]
+        out.append((size, starts))
+    (ph, ys), (pw, xs) = out
+    return ph, pw, ys, xs
+
+
+def _taper(n: int, *, device) -> torch.Tensor:
+    """1-D window: flat in the middle, raised-cosine edges over ``n // 8`` samples."""
+    edge = max(n // 8, 1)
+    win = torch.ones(n, device=device)
+    ramp = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(edge, device=device) + 0.5) / edge)
+    win[:edge] = ramp
+    win[n - edge :] = ramp.flip(0)
+    return win
+
+
+def _estimate_local(
+    frames: torch.Tensor, global_px: torch.Tensor, config: MotionConfig
+) -> torch.Tensor:
+    """Local shifts ``(t, gh, gw, 2)`` on the grid ``config.patches``, relative to ``global_px``."""
+    assert config.patches is not None
+    t, h, w = frames.shape
+    gh, gw = config.patches
+    ph, pw, ys, xs = patch_geometry((h, w), (gh, gw), config.patch_overlap)
+    if min(ph, pw) < 16:
+        raise OptionError(f"a {gh}x{gw} patch grid on {h}x{w} px frames gives patches under 16 px")
+    window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
+    patches = torch.empty(gh, gw, t, ph, pw, device=frames.device)
+    for k in range(t):  # one aligned frame at a time keeps memory at one movie
+        aligned = fourier_shift(frames[k], -global_px[k])
+        for i, y0 in enumerate(ys):
+            for j, x0 in enumerate(xs):
+                p = aligned[y0 : y0 + ph, x0 : x0 + pw]
+                patches[i, j, k] = (p - p.mean()) * window
+    residual = _estimate_stack(
+        patches, config, bfactor_px2=config.patch_bfactor_px2, max_shift_px=min(ph, pw) / 4
+    )  # (gh, gw, t, 2)
+    # low-order polynomial in time per patch; the constant (gauge) is dropped so local[0] == 0
+    tt = torch.arange(t, dtype=torch.float64, device=frames.device) / max(t - 1, 1)
+    degree = min(config.local_time_degree, t - 1)
+    design = tt[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=frames.device)
+    coef = torch.linalg.pinv(design) @ residual  # (gh, gw, degree + 1, 2)
+    fitted = design[:, 1:] @ coef[..., 1:, :]  # (gh, gw, t, 2)
+    return (fitted - fitted[..., :1, :]).permute(2, 0, 1, 3)
