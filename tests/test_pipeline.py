@@ -65,10 +65,14 @@ def test_run_writes_the_contract_and_records_the_true_trajectory(
     assert record["input_pixel_size_angstrom"] == pytest.approx(PIXEL_LR)
     assert record["output_pixel_size_angstrom"] == pytest.approx(PIXEL_LR / 2)
     assert set(record["timings_seconds"]) >= {"read", "motion", "average", "super_resolve", "write"}
-    # trajectory_angstrom is (x, y) per frame relative to frame 0; injected shifts are (y, x) LR px
+    # trajectory_angstrom is (x, y) per frame relative to frame 0; injected shifts are (y, x) LR px.
+    # (The injected path has 0.15 px frame-to-frame jitter that the trajectory smoothing removes
+    # by design; motion accuracy itself is tested in test_motion.py.)
     traj = torch.tensor(record["trajectory_angstrom"])
     expected = shifts.flip(-1) * PIXEL_LR
-    assert float((traj - expected).pow(2).sum(-1).mean().sqrt()) < 0.1 * PIXEL_LR
+    assert traj[0].abs().max() == 0
+    assert float((traj - expected).pow(2).sum(-1).mean().sqrt()) < 0.2 * PIXEL_LR
+    assert float((traj.flip(-1) - expected).pow(2).sum(-1).mean().sqrt()) > 1.0 * PIXEL_LR  # not (y, x)
     star = starfile.read(out / "micrographs_sr.star")
     assert star["optics"]["rlnMicrographPixelSize"].iloc[0] == pytest.approx(PIXEL_LR / 2)
     assert list(star["micrographs"]["rlnMicrographName"]) == ["mov_a_sr.mrc"]

@@ -131,18 +131,22 @@ def _parabola(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor
 def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
     """``(n, n)`` matrix of a local polynomial (Savitzky-Golay) fit over ``window`` frames.
 
-    Row ``t`` fits a degree-``degree`` polynomial to the ``window`` frames nearest ``t`` (the window
-    slides inwards at the ends) and evaluates it at ``t``. Identity when ``window <= degree + 1``.
+    Row ``t`` fits a degree-``degree`` polynomial to the frames within ``window // 2`` of ``t`` and
+    evaluates it at ``t``. Near the ends the window shrinks symmetrically instead of sliding
+    inwards, so the first frames (where beam-induced motion is fastest) are never extrapolated from
+    later ones: a sqrt-like onset is followed, not flattened. Identity when ``window <= degree + 1``.
     """
-    if window <= degree + 1 or n <= degree + 1:
-        return torch.eye(n, dtype=torch.float64, device=device)
-    window = min(window, n)
-    out = torch.zeros(n, n, dtype=torch.float64)
+    out = torch.eye(n, dtype=torch.float64)
+    if window <= degree + 1:
+        return out.to(device)
     for t in range(n):
-        lo = min(max(t - window // 2, 0), n - window)
-        tau = torch.arange(lo, lo + window, dtype=torch.float64) - t
+        half = min(window // 2, t, n - 1 - t)
+        if 2 * half + 1 <= degree + 1:
+            continue
+        tau = torch.arange(-half, half + 1, dtype=torch.float64)
         design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
-        out[t, lo : lo + window] = torch.linalg.pinv(design)[0]
+        out[t] = 0.0
+        out[t, t - half : t + half + 1] = torch.linalg.pinv(design)[0]
     return out.to(device)
 
 
