@@ -24,13 +24,6 @@ HR_PX, BOX, SIZE, FRAMES = 2.0, 32, 256, 6
 DEFOCUS = (15000.0, 14500.0, 20.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def blobs(d: int) -> torch.Tensor:

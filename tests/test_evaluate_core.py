@@ -26,15 +26,6 @@ from cryozssr.evaluate.spectrum import centred
 from cryozssr.ops import fourier_shift
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gaussian_blobs(d: int, centres, sigma: float = 1.2) -> torch.Tensor:
     r = torch.arange(d, dtype=torch.float64) - d // 2
     vol = torch.zeros(d, d, d, dtype=torch.float64)

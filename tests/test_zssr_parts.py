@@ -26,15 +26,6 @@ from cryozssr.zssr.pairs import (
 from cryozssr.zssr.train import loss_plateaued
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions on a shared CPU: one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _smooth(h: int, w: int, *, seed: int = 0, cutoff: float = 0.15) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     spec = torch.fft.rfft2(torch.randn(h, w, generator=g, dtype=torch.float64))

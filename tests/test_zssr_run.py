@@ -14,16 +14,6 @@ from cryozssr.register import band_mean, estimate_shift, frc_curve
 from cryozssr.zssr import config_from_preset, super_resolve
 from cryozssr.zssr.network import upsample2x
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions on a shared CPU: one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 EXPOSURE = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=2.0)
 
 
