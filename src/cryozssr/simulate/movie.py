@@ -10,7 +10,8 @@ For every frame ``t`` (fine grid, ``oversample`` x finer than the HR pixel):
    for the ice);
 2. radiation damage: the Grant & Grigorieff (2015) exposure filter ``Q_t(k)`` at the frame's
    mid-frame cumulative dose, on the particles. The ice (molecular texture + thickness variation,
-   :func:`~cryozssr.simulate.specimen.ice_amplitude_rfft`) moves with the global drift; radiolysis
+   :func:`~cryozssr.simulate.specimen.ice_amplitude_rfft`) moves with the specimen (global drift
+   plus the local field, as the particles it holds do); radiolysis
    rearranges it too, so its static part fades as ``Q_t`` and a fresh random part of power
    ``1 - Q_t^2`` replaces it (the ice looks the same in every frame, but only its undamaged
    structure is shared between frames and belongs to the ground truth);
@@ -40,6 +41,7 @@ from torch_ctf import calculate_ctf_2d
 
 from cryozssr.dose import critical_exposure, frame_doses
 from cryozssr.motion.field import MotionField
+from cryozssr.motion.warp import tile_centres, tiled_shift
 from cryozssr.ops import box_sum, rfft_radius
 from cryozssr.simulate.config import SimulationConfig
 from cryozssr.simulate.detector import detector_transfer_rfft
@@ -48,6 +50,9 @@ from cryozssr.simulate.potential import Potential, build_potential
 from cryozssr.simulate.specimen import ice_amplitude_rfft, place_particles, random_motion
 
 log = logging.getLogger(__name__)
+ICE_TILE_PX = (
+    32  # tiles (fine px) of the ice's local deformation; local motion stays well below this
+)
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,15 @@ def simulate_movie(
         ice = torch.fft.rfft2(white) * ice_amp
         fresh_amp = ice_amp * math.sqrt(fine[0] * fine[1] / 2)  # rfft of unit white noise
 
+    # local (non-global) motion of the ice at the fine-grid tile centres of tiled_shift, fine px
+    ice_local = None
+    if ice is not None and motion.local_shifts_px is not None:
+        cy, cx = tile_centres(fine, ICE_TILE_PX)
+        yy, xx = torch.meshgrid((cy + 0.5) / s - 0.5, (cx + 0.5) / s - 0.5, indexing="ij")
+        at = torch.stack([yy.flatten(), xx.flatten()], dim=-1)
+        local = motion.shifts_at(at) - motion.global_shifts_px[:, None, :]
+        ice_local = (s * local).reshape(config.frames, len(cy), len(cx), 2).to(device)
+
     counts_per_px = config.counts_per_hr_pixel_per_frame
     yx0_t = torch.as_tensor(yx0, dtype=torch.float32, device=device).reshape(-1, 2)
     shifts = motion.shifts_at(yx0_t.cpu()).to(device)  # (t, n, 2) HR px
@@ -271,7 +285,12 @@ def simulate_movie(
             scale = fresh_amp * torch.sqrt((1 - q * q).clamp(min=0))
             re, im = torch.randn((2, *scale.shape), generator=gen, device=device)
             ramp = ramp * _motion_blur(fine, s * travel_global[t], device=device)
-            spec += (ice * q + torch.complex(re * scale, im * scale)) * ramp
+            shared = ice * q
+            if ice_local is not None:  # the ice layer deforms with the particles it holds
+                shared = torch.fft.rfft2(
+                    tiled_shift(torch.fft.irfft2(shared, s=fine), ice_local[t], tile_px=ICE_TILE_PX)
+                )
+            spec += (shared + torch.complex(re * scale, im * scale)) * ramp
         return spec
 
     def image(spec: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
