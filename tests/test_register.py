@@ -51,3 +51,15 @@ def test_band_mean_rejects_an_empty_band():
     k = torch.linspace(0, 0.5, 10)
     with pytest.raises(ValueError, match="no shell"):
         band_mean(k, k, 0.6, 0.7)
+
+
+def test_frc_pools_leading_dimensions():
+    g = torch.Generator().manual_seed(9)
+    s = torch.randn(6, 64, 64, generator=g, dtype=torch.float64)
+    a = s + torch.randn(6, 64, 64, generator=g, dtype=torch.float64)
+    b = s + torch.randn(6, 64, 64, generator=g, dtype=torch.float64)
+    k, pooled = frc_curve(a, b)
+    _, single = frc_curve(a[0], b[0])
+    # pooling six pairs narrows the spread of the FRC of SNR-1 data around 0.5
+    assert float((pooled[4:] - 0.5).abs().mean()) < float((single[4:] - 0.5).abs().mean())
+    assert abs(band_mean(k, pooled, 0.1, 0.45) - 0.5) < 0.02

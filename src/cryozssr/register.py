@@ -82,15 +82,16 @@ def estimate_shift(
 def frc_curve(
     a: torch.Tensor, b: torch.Tensor, *, n_shells: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fourier ring correlation of two ``(h, w)`` images.
+    """Fourier ring correlation of two ``(..., h, w)`` images.
 
     Returns ``(k, frc)``: shell-centre frequencies in cycles/pixel (0 .. 0.5) and the FRC per shell.
-    Shells are ``1/min(h, w)`` wide unless ``n_shells`` is given. Vectorised (one ``bincount`` per
-    sum), unlike torch-fourier-shell-correlation's per-shell Python loop.
+    Shells are ``1/min(h, w)`` wide unless ``n_shells`` is given. Leading dimensions are pooled:
+    the shell sums of every pair are added before the ratio (one FRC of many small pairs).
+    Vectorised (one ``bincount`` per sum), unlike torch-fourier-shell-correlation's per-shell loop.
     """
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError("frc_curve takes two (h, w) images of the same shape")
-    h, w = a.shape
+    if a.shape != b.shape or a.ndim < 2:
+        raise ValueError("frc_curve takes two (..., h, w) images of the same shape")
+    h, w = a.shape[-2:]
     fa = torch.fft.rfft2(a.double())
     fb = torch.fft.rfft2(b.double())
     n = n_shells or min(h, w) // 2
@@ -100,10 +101,13 @@ def frc_curve(
     weight = torch.ones_like(r)
     weight[:, 1 : (w - 1) // 2 + 1] = 2.0
     flat = shell.flatten()
-    cross = torch.bincount(flat, (weight * (fa * fb.conj()).real).flatten(), minlength=n + 1)
-    pa = torch.bincount(flat, (weight * fa.abs() ** 2).flatten(), minlength=n + 1)
-    pb = torch.bincount(flat, (weight * fb.abs() ** 2).flatten(), minlength=n + 1)
-    frc = cross / torch.sqrt(pa * pb).clamp(min=1e-300)
+
+    def shell_sum(values: torch.Tensor) -> torch.Tensor:
+        pooled = (weight * values).reshape(-1, h, w // 2 + 1).sum(0)
+        return torch.bincount(flat, pooled.flatten(), minlength=n + 1)
+
+    cross = shell_sum((fa * fb.conj()).real)
+    frc = cross / torch.sqrt(shell_sum(fa.abs() ** 2) * shell_sum(fb.abs() ** 2)).clamp(min=1e-300)
     k = torch.arange(n + 1, dtype=torch.float64, device=a.device) / (2 * n)
     return k[:n], frc[:n]
 

@@ -18,7 +18,7 @@ class RunConfig:
     header" (pixel size) or "unknown" (dose: no dose weighting).
     """
 
-    method: str = "zssr"
+    method: str = "misr"
     preset: str | None = None
     regime: str | None = None
     device: str = "auto"
