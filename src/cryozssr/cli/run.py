@@ -63,10 +63,10 @@ def run(
         40, "--eer-fractions", help="Frames to group an EER movie into.", rich_help_panel=_IN
     ),
     method: str = typer.Option(
-        "zssr",
+        "misr",
         "--method",
         "-m",
-        help="zssr, bilinear, bicubic, fourier, shift-add or misr.",
+        help="misr (default: best on the benchmark), shift-add, zssr, bilinear, bicubic or fourier.",
         rich_help_panel=_METHOD,
     ),
     preset: str | None = typer.Option(
@@ -121,7 +121,7 @@ def run(
         rich_help_panel=_BATCH,
     ),
 ) -> None:
-    """Super-resolve cryo-EM movies 2x (Cryo-ZSSR or a classical baseline).
+    """Super-resolve cryo-EM movies 2x (multi-frame MISR by default, Cryo-ZSSR, or a baseline).
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
     """
