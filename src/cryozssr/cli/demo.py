@@ -32,7 +32,7 @@ def demo(
 ) -> None:
     """Simulate apoferritin movies, super-resolve them with every method, evaluate, write a report.
 
-    The defaults take about ten minutes on a 2-core CPU. Example: cryozssr demo --out demo/
+    The defaults take about 2 minutes on an idle 2-core CPU. Example: cryozssr demo --out demo/
     """
     from cryozssr.cli.evaluate import render_table
     from cryozssr.pipeline.demo import DemoConfig, run_demo
