@@ -24,8 +24,6 @@ HR_PX, BOX, SIZE, FRAMES = 2.0, 32, 256, 6
 DEFOCUS = (15000.0, 14500.0, 20.0)
 
 
-
-
 def blobs(d: int) -> torch.Tensor:
     r = torch.arange(d, dtype=torch.float64) - d // 2
     vol = torch.zeros(d, d, d, dtype=torch.float64)

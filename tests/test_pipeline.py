@@ -72,7 +72,9 @@ def test_run_writes_the_contract_and_records_the_true_trajectory(
     expected = shifts.flip(-1) * PIXEL_LR
     assert traj[0].abs().max() == 0
     assert float((traj - expected).pow(2).sum(-1).mean().sqrt()) < 0.2 * PIXEL_LR
-    assert float((traj.flip(-1) - expected).pow(2).sum(-1).mean().sqrt()) > 1.0 * PIXEL_LR  # not (y, x)
+    assert (
+        float((traj.flip(-1) - expected).pow(2).sum(-1).mean().sqrt()) > 1.0 * PIXEL_LR
+    )  # not (y, x)
     star = starfile.read(out / "micrographs_sr.star")
     assert star["optics"]["rlnMicrographPixelSize"].iloc[0] == pytest.approx(PIXEL_LR / 2)
     assert list(star["micrographs"]["rlnMicrographName"]) == ["mov_a_sr.mrc"]

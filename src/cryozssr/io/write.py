@@ -234,7 +234,9 @@ def write_star(
         starfile.write(blocks, tmp, overwrite=True)
         text = Path(tmp).read_text()
         Path(tmp).write_text(
-            "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("# Created by"))
+            "".join(
+                ln for ln in text.splitlines(keepends=True) if not ln.startswith("# Created by")
+            )
         )
     return path
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryozssr import __version__
 from cryozssr.simulate.config import SimulationConfig
 from cryozssr.simulate.detector import mtf_table_name
-from cryozssr.simulate.movie import simulate_movie
+from cryozssr.simulate.movie import potential_for, simulate_movie
 from cryozssr.simulate.output import (
     motion_summary,
     movie_stem,
@@ -19,7 +19,6 @@ from cryozssr.simulate.output import (
     write_movie,
     write_particles_star,
 )
-from cryozssr.simulate.potential import build_potential
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +43,7 @@ def simulate_dataset(
     log.info(
         "building the potential of %s (%s)", config.model or "apoferritin 7A4M", config.symmetry
     )
-    potential = build_potential(
-        config.model,
-        config.symmetry,
-        config.pixel_size_hr_angstrom,
-        oversample=config.oversample,
-        extra_bfactor_a2=config.extra_bfactor_a2,
-    )
+    potential = potential_for(config)
     write_map(out / "map.mrc", potential)
     rows, movies = [], []
     for i in iterate(range(config.n_movies)):

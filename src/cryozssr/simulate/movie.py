@@ -147,6 +147,17 @@ def _place(
     return image
 
 
+def potential_for(config: SimulationConfig) -> Potential:
+    """The (memoised) potential of ``config``'s model, symmetry, pixel size and B-factor."""
+    return build_potential(
+        config.model,
+        config.symmetry,
+        config.pixel_size_hr_angstrom,
+        oversample=config.oversample,
+        extra_bfactor_a2=config.extra_bfactor_a2,
+    )
+
+
 def draw_ctf(config: SimulationConfig, rng: np.random.Generator) -> MovieCTF:
     """Defocus uniform in the configured range, astigmatism |U - V| uniform up to the maximum."""
     mean = rng.uniform(*config.defocus_range_um) * 1e4
@@ -168,13 +179,7 @@ def simulate_movie(
     """
     config.validate()
     if potential is None:
-        potential = build_potential(
-            config.model,
-            config.symmetry,
-            config.pixel_size_hr_angstrom,
-            oversample=config.oversample,
-            extra_bfactor_a2=config.extra_bfactor_a2,
-        )
+        potential = potential_for(config)
     if not math.isclose(potential.pixel_size_hr_angstrom, config.pixel_size_hr_angstrom) or (
         potential.oversample != config.oversample
     ):
