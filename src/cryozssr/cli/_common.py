@@ -21,7 +21,8 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-console = Console()  # results (tables) go to stdout
+# results (tables) go to stdout; wide when redirected to a file, so tables are not folded
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)  # logs and progress go to stderr
 
 

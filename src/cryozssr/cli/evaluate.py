@@ -74,16 +74,16 @@ def evaluate(
 
 
 def render_table(rows, *, title: str):
-    """A rich table of the evaluation rows: one column per method, one row per figure."""
+    """A rich table of the evaluation rows: one row per method, one column per figure."""
     from rich.table import Table
 
     from cryozssr.evaluate.report import table_rows
 
     head, cells = table_rows(rows)
     table = Table(title=title)
-    table.add_column("")
+    table.add_column(head[0] or "method")
+    for name in head[1:]:
+        table.add_column(name, justify="right")
     for row in cells:
-        table.add_column(row[0], justify="right")
-    for i, name in enumerate(head[1:], start=1):
-        table.add_row(name, *(row[i] for row in cells))
+        table.add_row(*row)
     return table

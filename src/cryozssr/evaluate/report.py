@@ -59,7 +59,7 @@ def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
                 text = "<" + text  # FSC never fell below its threshold: finer than the last shell
             row.append(text)
         cells.append(row)
-    return ["row"] + [t for _, t, _ in keep], cells
+    return ["method"] + [t for _, t, _ in keep], cells
 
 
 def to_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
