@@ -209,6 +209,7 @@ def test_trajectory_smoothing_keeps_quadratic_motion_and_averages_noise():
 
 def test_choose_references():
     assert choose_references(40, 4, mode="spread") == [0, 13, 26, 39]
+    assert choose_references(40, 3, mode="first") == [0, 1, 2]
     picked = choose_references(40, 16, seed=1)
     assert picked == choose_references(40, 16, seed=1) and len(set(picked)) == 16
     assert all(0 <= r < 40 for r in picked)

@@ -17,7 +17,6 @@ from cryozssr.zssr.losses import fourier_loss, total_variation
 from cryozssr.zssr.network import SRNet, lanczos_shift, upsample2x
 from cryozssr.zssr.pairs import (
     TrainingPair,
-    choose_references,
     dihedral,
     dihedral_inverse,
     random_crops,
@@ -170,11 +169,6 @@ def test_lr_rule_drops_on_flat_loss_not_on_falling_loss():
     falling = np.linspace(1.0, 0.6, 40) + 0.05 * rng.standard_normal(40)
     assert loss_plateaued(flat.tolist())
     assert not loss_plateaued(falling.tolist())
-
-
-def test_references_spread_over_the_movie():
-    assert choose_references(40, 4) == [0, 13, 26, 39]
-    assert choose_references(40, 3, mode="first") == [0, 1, 2]
 
 
 def test_losses_vanish_on_a_perfect_output():

@@ -152,17 +152,20 @@ def choose_references(n_frames: int, k: int, *, mode: str = "random", seed: int 
     """``k`` distinct reference frames out of ``n_frames``, sorted.
 
     ``mode='random'``: a seeded random draw (the workshop paper: K=16 random references);
-    ``'spread'``: evenly spaced over the movie, first and last frame included when ``k > 1``.
+    ``'spread'``: evenly spaced over the movie, first and last frame included when ``k > 1``;
+    ``'first'``: the first ``k`` frames.
     """
     if n_frames < 1 or not 1 <= k <= n_frames:
         raise OptionError(f"cannot choose {k} reference frames out of {n_frames}")
     if mode == "random":
         return sorted(random.Random(seed).sample(range(n_frames), k))
+    if mode == "first":
+        return list(range(k))
     if mode == "spread":
         if k == 1:
             return [n_frames // 2]
         return [round(i * (n_frames - 1) / (k - 1)) for i in range(k)]
-    raise OptionError(f"reference mode must be 'random' or 'spread', got {mode!r}")
+    raise OptionError(f"reference mode must be 'random', 'spread' or 'first', got {mode!r}")
 
 
 def journal_split(

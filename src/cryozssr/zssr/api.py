@@ -13,14 +13,14 @@ import torch
 
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
-from cryozssr.motion.averages import reference_aligned_averages
+from cryozssr.motion.averages import choose_references, reference_aligned_averages
 from cryozssr.motion.field import MotionField
-from cryozssr.ops import fourier_shift
+from cryozssr.ops import fourier_shift, normalise
 from cryozssr.register import estimate_shift
 from cryozssr.zssr.config import ZssrConfig
 from cryozssr.zssr.inference import back_project, self_ensemble, tiled_predict
 from cryozssr.zssr.network import upsample2x
-from cryozssr.zssr.pairs import TrainingPair, choose_references, training_pair
+from cryozssr.zssr.pairs import TrainingPair, training_pair
 from cryozssr.zssr.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -106,11 +106,10 @@ def super_resolve(
     device = torch.device(device) if device is not None else frames.device
     frames = frames.to(device=device, dtype=torch.float32)
     t = frames.shape[0]
-    references = choose_references(t, config.n_inputs, mode=config.references)
+    references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)
 
     # per-movie normalisation from the inference inputs, applied to everything
-    lr_inputs = reference_aligned_averages(frames, motion, references)
-    mean, std = float(lr_inputs.mean()), max(float(lr_inputs.std()), 1e-12)
+    lr_inputs, mean, std = normalise(reference_aligned_averages(frames, motion, references))
     pair = training_pair(frames, motion, regime=config.regime, references=references)
     pair = TrainingPair((pair.inputs - mean) / std, (pair.targets - mean) / std)
 
@@ -132,7 +131,7 @@ def super_resolve(
     with torch.no_grad():
         hr = tiled_predict(
             predict_ensemble,
-            (lr_inputs - mean) / std,
+            lr_inputs,
             tile_size=tile_size,
             overlap=overlap,
             margin=margin,

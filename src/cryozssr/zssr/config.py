@@ -26,7 +26,7 @@ from typing import Any, Literal
 from cryozssr.errors import OptionError
 
 Regime = Literal["workshop", "journal"]
-ReferenceMode = Literal["spread", "first"]
+ReferenceMode = Literal["spread", "first", "random"]
 
 
 @dataclass(frozen=True)

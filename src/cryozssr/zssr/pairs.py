@@ -14,16 +14,7 @@ import torch
 from cryozssr.motion.averages import reference_aligned_averages
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum, fourier_shift
-from cryozssr.zssr.config import ReferenceMode, Regime
-
-
-def choose_references(n_frames: int, n_inputs: int, *, mode: ReferenceMode = "spread") -> list[int]:
-    """``n_inputs`` reference frames: evenly spread over the movie, or the first ones."""
-    if not 1 <= n_inputs <= n_frames:
-        raise ValueError(f"need 1 <= K <= number of frames ({n_frames}), got K={n_inputs}")
-    if mode == "first":
-        return list(range(n_inputs))
-    return torch.linspace(0, n_frames - 1, n_inputs).round().long().tolist()
+from cryozssr.zssr.config import Regime
 
 
 def downsample2x(images: torch.Tensor) -> torch.Tensor:
