@@ -21,7 +21,16 @@ import torch
 from cryozssr import __version__
 from cryozssr.pipeline.demo import DemoConfig, run_demo
 
-ALL = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "zssr/journal", "zssr/workshop")
+ALL = (
+    "bilinear",
+    "bicubic",
+    "fourier",
+    "shift-add",
+    "misr",
+    "zssr/explicit",
+    "zssr/journal",
+    "zssr/workshop",
+)
 
 
 def main() -> None:

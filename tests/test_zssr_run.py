@@ -45,7 +45,13 @@ def particle_movie(h: int, w: int, t: int, *, seed: int = 0, counts_per_lr_px: f
 
 
 def _tiny(**overrides):
-    base = {"channels": 16, "res_blocks": 1, "hr_crop": 64, "max_iterations": 120}
+    base = {
+        "regime": "journal",
+        "channels": 16,
+        "res_blocks": 1,
+        "hr_crop": 64,
+        "max_iterations": 120,
+    }
     return config_from_preset("fast", **{**base, **overrides})
 
 

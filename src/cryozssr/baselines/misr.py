@@ -32,6 +32,18 @@ development movies (a simulated 256-px movie, a low-contrast synthetic texture) 
 LR Nyquist rose as ``rho`` fell from 3 to ~0.1 and flattened there; a per-ring (coloured) Wiener
 weight, tried first, over-regularised the weak high frequencies and did worse than shift-and-add.
 
+With a ``signal`` spectrum (:class:`RadialSpectrum`, the signal power per HR pixel on radial
+shells) the weight becomes the Gaussian prior of that spectrum and the solve the MMSE (Wiener)
+estimate, coefficient by coefficient and alias by alias:
+
+.. math::
+
+   \min_X \sum_t |Y_t - A_t X|^2 + \sum_{ab} \frac{\sigma^2}{S(K_{ab})} |X(K_{ab})|^2 .
+
+Its per-coefficient posterior mean is what maximises the FRC within a shell, so it weighs every
+alias by how well this movie's shifts and dose determine it. :mod:`cryozssr.zssr.explicit`
+estimates ``S`` from the movie itself (even/odd half reconstructions).
+
 Local motion and large frames: the model is solved on overlapping tiles, each with the shifts at
 its centre (``MotionField.shifts_at``), frames cut at the integer part of that shift, tiles
 blended with raised-cosine windows. Memory is bounded by the tile size and ``frame_chunk``.
@@ -40,6 +52,7 @@ blended with raised-cosine windows. Memory is bounded by the tile size and ``fra
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -55,6 +68,25 @@ from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
 
 
+@dataclass(frozen=True)
+class RadialSpectrum:
+    """Signal power per HR pixel (``E|fft2(x)(K)|^2 / n_pixels``) on radial shells of ``|K|``.
+
+    ``power_per_px[i]`` is the power on the shell ``|K| ~ i * shell_width_cycles`` (cycles/HR
+    px); beyond the last shell the last value holds. Independent of the image size, so one
+    spectrum serves every tile of a micrograph.
+    """
+
+    power_per_px: torch.Tensor
+    shell_width_cycles: float
+
+    def at(self, radius_cycles_per_px: torch.Tensor) -> torch.Tensor:
+        """The power per pixel at ``radius_cycles_per_px`` (nearest shell)."""
+        table = self.power_per_px.to(radius_cycles_per_px.device, torch.float64)
+        index = (radius_cycles_per_px / self.shell_width_cycles).round().long()
+        return table[index.clamp(0, table.numel() - 1)]
+
+
 def misr(
     frames: torch.Tensor,
     motion: MotionField,
@@ -65,6 +97,7 @@ def misr(
     tile_size_px: int | None = None,
     tile_overlap_px: int = 32,
     frame_chunk: int = 4,
+    signal: RadialSpectrum | None = None,
 ) -> torch.Tensor:
     """Multi-frame SR of ``(t, h, w)`` LR frames -> ``(factor h, factor w)`` (counts per HR px per frame).
 
@@ -73,6 +106,8 @@ def misr(
     scales the noise-based Tikhonov weight (module docstring). Tiles are ``tile_size_px`` LR
     pixels, overlapping by ``tile_overlap_px``; ``None``: the whole frame (periodic) when the motion
     is global and the frames are at most 1024 px, else 512 px tiles, or 128 px with local motion.
+    ``signal``: solve for the MMSE estimate under that signal spectrum instead (module docstring);
+    ``regularisation`` is then unused.
     """
     check_movie(frames, motion, factor=factor, min_frames=2, method="misr")
     if regularisation < 0:
@@ -92,6 +127,7 @@ def misr(
         exposure=exposure,
         regularisation=regularisation,
         frame_chunk=frame_chunk,
+        signal=signal,
     )
     if motion.local_shifts_px is None and h <= tile_size_px and w <= tile_size_px:
         shifts = motion.global_shifts_px.to(frames.device, torch.float64)
@@ -159,6 +195,7 @@ def _solve_tile(
     exposure: Exposure | None,
     regularisation: float,
     frame_chunk: int,
+    signal: RadialSpectrum | None = None,
 ) -> torch.Tensor:
     """Solve the module's model for one ``(t, h, w)`` tile with global ``(t, 2)`` LR shifts."""
     t, h, w = frames.shape
@@ -197,6 +234,12 @@ def _solve_tile(
         align = torch.exp(2j * math.pi * (ky * s[:, 0, None, None] + kx * s[:, 1, None, None]))
         average += (weights_lr * spectra * align).sum(0)
 
+    if signal is not None:  # MMSE: the Gaussian prior of the spectrum, per alias
+        sigma2 = max(float(frames.double().mean()), 1e-12) * h * w  # Poisson, per LR coefficient
+        power = signal.at(rad_hr).reshape(h, w, n) * (f * h) * (f * w)
+        precision = sigma2 / power.clamp(min=1e-300)
+        x = torch.linalg.solve(gram + torch.diag_embed(precision.to(gram.dtype)), rhs)
+        return torch.fft.ifft2(assemble_hr_spectrum(x.reshape(h, w, f, f))).real
     wy, wx = zero_padding_weights(h, f, device=dev), zero_padding_weights(w, f, device=dev)
     prior = average[..., None, None] * (wy[:, None, :, None] * wx[None, :, None, :])
     lam = max(regularisation * _inverse_snr(frames, average), 1e-9 * t)

@@ -70,12 +70,16 @@ def run(
         rich_help_panel=_METHOD,
     ),
     preset: str | None = typer.Option(
-        None, "--preset", help="zssr preset: fast (default) or paper.", rich_help_panel=_METHOD
+        None,
+        "--preset",
+        help="zssr network preset for the journal/workshop regimes: fast (default) or paper.",
+        rich_help_panel=_METHOD,
     ),
     regime: str | None = typer.Option(
         None,
         "--regime",
-        help="zssr regime (e.g. journal, workshop); default: the preset's.",
+        help="zssr regime: explicit (default; motion, dose, half-set spectrum, no network),"
+        " journal or workshop (the papers' networks).",
         rich_help_panel=_METHOD,
     ),
     max_iterations: int | None = typer.Option(
@@ -161,7 +165,12 @@ def run(
     if method == "zssr":
         from cryozssr.pipeline.methods import zssr_config
 
-        zssr_config(cfg)  # validate preset and regime before reading any movie
+        # validate preset and regime before reading any movie
+        if not zssr_config(cfg).trains_network and (preset or max_iterations):
+            raise OptionError(
+                "--preset and --max-iterations apply to the network regimes"
+                " (--regime journal or workshop), not to explicit"
+            )
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
     n_total = len(movies)

@@ -61,6 +61,18 @@ def zssr_config(cfg: RunConfig):
     return config_from_preset(cfg.preset or "fast", **overrides)
 
 
+def zssr_record(cfg: RunConfig) -> dict[str, Any]:
+    """The options a zssr run used, for its JSON: the network's for the faithful regimes."""
+    from dataclasses import asdict
+
+    from cryozssr.zssr.explicit import ExplicitConfig
+
+    config = zssr_config(cfg)
+    if config.trains_network:
+        return asdict(config)
+    return {"regime": config.regime, **asdict(ExplicitConfig())}
+
+
 def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     from cryozssr.zssr import super_resolve
 

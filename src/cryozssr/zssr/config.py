@@ -1,6 +1,8 @@
 """Every switch of Cryo-ZSSR in one typed config, and the two presets.
 
-Regimes (Huang et al.):
+Regimes: ``explicit`` (the default; :mod:`cryozssr.zssr.explicit`) uses the movie's motion, dose
+and its own half-set signal spectrum and trains no network, so the network options and presets
+below do not apply to it. The two faithful regimes of the papers (Huang et al.):
 
 * ``workshop`` (ECCV-W 2020 style): the ``K`` all-frame averages (aligned to ``K`` reference
   frames) are the HR targets, their 2x2 box-sum-downsampled versions the inputs (ZSSR's
@@ -25,7 +27,8 @@ from typing import Any, Literal
 
 from cryozssr.errors import OptionError
 
-Regime = Literal["workshop", "journal"]
+Regime = Literal["explicit", "workshop", "journal"]
+REGIMES: tuple[str, ...] = ("explicit", "journal", "workshop")
 ReferenceMode = Literal["spread", "first", "random"]
 
 
@@ -33,11 +36,12 @@ ReferenceMode = Literal["spread", "first", "random"]
 class ZssrConfig:
     """Cryo-ZSSR options. Sizes in pixels; ``hr_crop`` is the target crop, the input crop is half."""
 
-    regime: Regime = "journal"
+    regime: Regime = "explicit"
     n_inputs: int = 4
     """``K``: number of reference-aligned averages fed to the network."""
     references: ReferenceMode = "spread"
-    """``spread``: ``K`` reference frames evenly spaced over the movie; ``first``: frames 0..K-1."""
+    """``spread``: ``K`` reference frames evenly spaced over the movie; ``first``: frames 0..K-1;
+    ``random``: ``K`` frames drawn with the run's seed (the workshop paper's choice)."""
     channels: int = 64
     res_blocks: int = 2
     hr_crop: int = 256
@@ -76,14 +80,21 @@ class ZssrConfig:
         return self.hr_crop // 2
 
     @property
+    def trains_network(self) -> bool:
+        """Whether this regime trains an SR network (the faithful ones) or not (``explicit``)."""
+        return self.regime != "explicit"
+
+    @property
     def use_shiftnet(self) -> bool:
         return self.regime == "workshop" if self.shiftnet is None else self.shiftnet
 
     def __post_init__(self) -> None:
-        if self.regime not in ("workshop", "journal"):
-            raise OptionError(f"regime must be 'workshop' or 'journal', got {self.regime!r}")
-        if self.references not in ("spread", "first"):
-            raise OptionError(f"references must be 'spread' or 'first', got {self.references!r}")
+        if self.regime not in REGIMES:
+            raise OptionError(f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if self.references not in ("spread", "first", "random"):
+            raise OptionError(
+                f"references must be 'spread', 'first' or 'random', got {self.references!r}"
+            )
         positive = ("n_inputs", "channels", "batch_size", "lr_check_every", "max_iterations")
         for name in positive:
             if getattr(self, name) < 1:
