@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from _machine import machine
 from cryozssr.baselines import misr
 from cryozssr.dose import Exposure
 from cryozssr.evaluate.collect import load_image, read_sim_dir
@@ -109,14 +109,7 @@ def main() -> None:
     record = {
         "command": "python bench/bench_explicit.py "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_at_start": load_start,
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(load_start),
         "mean_over_movies": summary,
         "rows": rows,
     }

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
-import torch
-
+from _machine import machine
 from cryozssr import __version__
 from cryozssr.pipeline.demo import DemoConfig, run_demo
 
@@ -81,14 +79,7 @@ def main() -> None:
             for k, v in vars(args).items()
             if k not in ("out", "summary")
         ),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_at_start": load_start,
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(load_start),
         "total_seconds": round(seconds, 1),
         "per_movie_timings_seconds": timings,
         "evaluation": evaluation,

@@ -41,7 +41,12 @@ estimate, coefficient by coefficient and alias by alias:
    \min_X \sum_t |Y_t - A_t X|^2 + \sum_{ab} \frac{\sigma^2}{S(K_{ab})} |X(K_{ab})|^2 .
 
 Its per-coefficient posterior mean is what maximises the FRC within a shell, so it weighs every
-alias by how well this movie's shifts and dose determine it. :mod:`cryozssr.zssr.explicit`
+alias by how well this movie's shifts and dose determine it. The result is then divided, shell by
+shell, by its mean signal gain (the diagonal of the resolution matrix ``(G + \Lambda)^{-1} G``):
+the within-shell weighting stays, while the radial transfer is one, as in the data, so that a
+CTF-aware step downstream (3D reconstruction, CTF fitting) sees the CTF and nothing more. Without it
+the output carries a CTF^2-like radial filter that differs between micrographs and mis-weights their
+particles in 3D. :mod:`cryozssr.zssr.explicit`
 estimates ``S`` from the movie itself (even/odd half reconstructions).
 
 Local motion and large frames: the model is solved on overlapping tiles, each with the shifts at
@@ -66,6 +71,9 @@ from cryozssr.baselines._fourier import (
 from cryozssr.dose import Exposure
 from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
+
+UNIT_TRANSFER_FLOOR = 1e-2
+"""Smallest mean gain a shell is divided by (shells the movie cannot resolve are not blown up)."""
 
 
 @dataclass(frozen=True)
@@ -238,8 +246,17 @@ def _solve_tile(
         sigma2 = max(float(frames.double().mean()), 1e-12) * h * w  # Poisson, per LR coefficient
         power = signal.at(rad_hr).reshape(h, w, n) * (f * h) * (f * w)
         precision = sigma2 / power.clamp(min=1e-300)
-        x = torch.linalg.solve(gram + torch.diag_embed(precision.to(gram.dtype)), rhs)
-        return torch.fft.ifft2(assemble_hr_spectrum(x.reshape(h, w, f, f))).real
+        system = gram + torch.diag_embed(precision.to(gram.dtype))
+        x = assemble_hr_spectrum(torch.linalg.solve(system, rhs).reshape(h, w, f, f))
+        # signal gain of each coefficient (diagonal of the resolution matrix), flattened per shell
+        gain = torch.linalg.solve(system, gram).diagonal(dim1=-2, dim2=-1).real
+        gain = assemble_hr_spectrum(gain.reshape(h, w, f, f))
+        shell = (assemble_hr_spectrum(rad_hr) * max(f * h, f * w)).round().long().flatten()
+        mean_gain = torch.zeros(int(shell.max()) + 1, dtype=torch.float64, device=dev)
+        mean_gain.index_add_(0, shell, gain.flatten())
+        mean_gain /= torch.bincount(shell, minlength=mean_gain.numel()).clamp(min=1)
+        x = x / mean_gain.clamp(min=UNIT_TRANSFER_FLOOR)[shell].reshape(x.shape)
+        return torch.fft.ifft2(x).real
     wy, wx = zero_padding_weights(h, f, device=dev), zero_padding_weights(w, f, device=dev)
     prior = average[..., None, None] * (wy[:, None, :, None] * wx[None, :, None, :])
     lam = max(regularisation * _inverse_snr(frames, average), 1e-9 * t)

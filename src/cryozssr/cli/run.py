@@ -63,10 +63,11 @@ def run(
         40, "--eer-fractions", help="Frames to group an EER movie into.", rich_help_panel=_IN
     ),
     method: str = typer.Option(
-        "misr",
+        "zssr",
         "--method",
         "-m",
-        help="misr (default: best on the benchmark), shift-add, zssr, bilinear, bicubic or fourier.",
+        help="zssr (default; regime explicit: best on the benchmark), misr, shift-add, bilinear,"
+        " bicubic or fourier.",
         rich_help_panel=_METHOD,
     ),
     preset: str | None = typer.Option(

@@ -18,7 +18,7 @@ class RunConfig:
     header" (pixel size) or "unknown" (dose: no dose weighting).
     """
 
-    method: str = "misr"
+    method: str = "zssr"
     preset: str | None = None
     regime: str | None = None
     device: str = "auto"
