@@ -81,7 +81,7 @@ def render_table(rows, *, title: str):
 
     head, cells = table_rows(rows)
     table = Table(title=title)
-    table.add_column(head[0] or "method")
+    table.add_column(head[0] or "method", no_wrap=True, min_width=max(len(r[0]) for r in cells))
     for name in head[1:]:
         table.add_column(name, justify="right")
     for row in cells:

@@ -8,6 +8,9 @@ from typing import Any
 from cryozssr.errors import OptionError
 
 METHODS = ("zssr", "bilinear", "bicubic", "fourier", "shift-add", "misr")
+DEMO_METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "zssr", "zssr/journal")
+"""What ``cryozssr demo`` compares by default: plain ``zssr`` is the explicit regime, next to the
+papers' journal regime."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from cryozssr.errors import OptionError
-from cryozssr.pipeline.config import METHODS, RunConfig
+from cryozssr.pipeline.config import DEMO_METHODS, METHODS, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,7 @@ class DemoConfig:
     size_hr: int = 512
     frames: int = 40
     particles: int = 25
-    methods: tuple[str, ...] = (
-        "bilinear",
-        "bicubic",
-        "fourier",
-        "shift-add",
-        "misr",
-        "zssr",
-        "zssr/journal",
-    )
+    methods: tuple[str, ...] = DEMO_METHODS
     zssr_preset: str = "fast"
     zssr_max_iterations: int | None = None
     reconstruct_3d: bool = True
