@@ -181,7 +181,6 @@ def run(
     movies = preflight(movies, cfg, gain_img, keep_going=keep_going, failed=failed)
     dev = resolve_device(device)
     protect = [*movies, *([gain] if gain else [])]
-    failed: list[str] = []
     with progress() as bar:
         overall = bar.add_task(f"{method}: movies", total=len(movies))
         stage = bar.add_task("", total=None, visible=False)

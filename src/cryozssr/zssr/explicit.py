@@ -8,9 +8,12 @@ the LR Nyquist.
 
 1. Even and odd frames are reconstructed separately on the HR grid by the frequency-domain alias
    solve of :func:`cryozssr.baselines.misr` (their noise is independent, their signal the same).
-2. Their cross-spectrum, averaged on radial shells, is an unbiased estimate of the signal power
-   the movie holds at every HR frequency, past the LR Nyquist included (noise2noise at the output
-   scale, in closed form): :func:`half_set_spectrum`. CTF rings, envelope and detector MTF of this
+2. Their cross-spectrum, averaged on radial shells, estimates the signal power the movie holds at
+   every HR frequency, past the LR Nyquist included (noise2noise at the output scale, in closed
+   form): :func:`half_set_spectrum`. It is the power *as the halves carry it*, i.e. times the
+   square of their transfer, which falls past the Nyquist (to ~0.3 at 0.42 cycles/HR px in a
+   reviewer's check); step 3 is insensitive to such a per-shell scale at low SNR (4x less noise
+   weight changed the benchmark FRC by < 0.001). CTF rings, envelope and detector MTF of this
    very movie are in it; where it is not above the noise it is floored.
 3. All frames are solved again with that spectrum as the prior: the per-alias MMSE (Wiener)
    estimate (:func:`cryozssr.baselines.misr` with ``signal=``), which weighs each of the four
@@ -33,7 +36,7 @@ from typing import Any
 
 import torch
 
-from cryozssr.baselines.misr import RadialSpectrum, misr
+from cryozssr.baselines.misr import RadialSpectrum, misr, smooth_shells
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
 from cryozssr.motion.averages import even_odd_frames
@@ -100,12 +103,7 @@ def half_set_spectrum(
     )
     count = torch.bincount(shell, minlength=n).to(total)
     power = total / count.clamp(min=1)
-    if smoothing_shells > 1:
-        kernel = torch.ones(1, 1, smoothing_shells, dtype=torch.float64, device=a.device)
-        padded = torch.nn.functional.pad(
-            power[None, None], (smoothing_shells // 2,) * 2, mode="replicate"
-        )
-        power = torch.nn.functional.conv1d(padded, kernel / smoothing_shells)[0, 0]
+    power = torch.cat([power[:1], smooth_shells(power[1:], smoothing_shells)])  # DC kept apart
     radius = torch.arange(n, dtype=torch.float64, device=a.device) * width
     low = (radius >= 0.02) & (radius <= 0.25)
     reference = float(power[low].clamp(min=0).mean()) if bool(low.any()) else 0.0
