@@ -44,7 +44,9 @@ Its per-coefficient posterior mean is what maximises the FRC within a shell, so 
 alias by how well this movie's shifts and dose determine it. The result is then divided, shell by
 shell, by its mean signal gain (the diagonal of the resolution matrix ``(G + \Lambda)^{-1} G``):
 the within-shell weighting stays, while the radial transfer is one, as in the data, so that a
-CTF-aware step downstream (3D reconstruction, CTF fitting) sees the CTF and nothing more. Without it
+CTF-aware step downstream (3D reconstruction, CTF fitting) sees the data's own radial transfer
+(CTF, detector MTF, dose envelope) and no extra filter. The output is then not the minimum-MSE
+image (its noise past the Nyquist is about twice the unrescaled one's). Without the rescaling
 the output carries a CTF^2-like radial filter that differs between micrographs and mis-weights their
 particles in 3D. :mod:`cryozssr.zssr.explicit`
 estimates ``S`` from the movie itself (even/odd half reconstructions).
@@ -90,8 +92,9 @@ class RadialSpectrum:
     """Signal power per HR pixel (``E|fft2(x)(K)|^2 / n_pixels``) on radial shells of ``|K|``.
 
     ``power_per_px[i]`` is the power on the shell ``|K| ~ i * shell_width_cycles`` (cycles/HR
-    px); beyond the last shell the last value holds. Independent of the image size, so one
-    spectrum serves every tile of a micrograph.
+    px); beyond the last shell the last value holds. Per pixel, so one spectrum serves every tile
+    of a micrograph, once blurred to the tile's coarser frequency grid (:meth:`for_grid`; on a
+    whole frame that is a 3-shell running mean, which left the benchmark FRC unchanged).
     """
 
     power_per_px: torch.Tensor
