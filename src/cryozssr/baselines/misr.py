@@ -274,9 +274,11 @@ def _solve_tile(
         power = signal.for_grid(f * max(h, w)).at(rad_hr).reshape(h, w, n) * (f * h) * (f * w)
         precision = sigma2 / power.clamp(min=1e-300)
         system = gram + torch.diag_embed(precision.to(gram.dtype))
-        x = assemble_hr_spectrum(torch.linalg.solve(system, rhs).reshape(h, w, f, f))
-        # signal gain of each coefficient (diagonal of the resolution matrix), flattened per shell
-        gain = torch.linalg.solve(system, gram).diagonal(dim1=-2, dim2=-1).real
+        # one factorisation: the estimate, and the resolution matrix (G + Lambda)^-1 G whose
+        # diagonal is each coefficient's signal gain, flattened per shell below
+        both = torch.linalg.solve(system, torch.cat([rhs[..., None], gram], dim=-1))
+        x = assemble_hr_spectrum(both[..., 0].reshape(h, w, f, f))
+        gain = both[..., 1:].diagonal(dim1=-2, dim2=-1).real
         gain = assemble_hr_spectrum(gain.reshape(h, w, f, f))
         shell = (assemble_hr_spectrum(rad_hr) * max(f * h, f * w)).round().long().flatten()
         mean_gain = torch.zeros(int(shell.max()) + 1, dtype=torch.float64, device=dev)
