@@ -25,7 +25,7 @@ ALL = (
     "fourier",
     "shift-add",
     "misr",
-    "zssr/explicit",
+    "mmse",
     "zssr/journal",
     "zssr/workshop",
 )

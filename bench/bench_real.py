@@ -63,7 +63,7 @@ from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "epu2.9_example.mrc"
-ALL = ("bilinear", "shift-add", "misr", "zssr/explicit", "zssr/journal", "zssr/workshop")
+ALL = ("bilinear", "shift-add", "misr", "mmse", "zssr/journal", "zssr/workshop")
 MARGIN_HR_PX = 64
 
 

@@ -47,7 +47,9 @@ RUNS: dict[str, list[str]] = {
 def array_sha256(path: Path) -> str:
     with mrcfile.open(path, permissive=True) as mrc:
         data = mrc.data
-        return hashlib.sha256(data.dtype.str.encode() + str(data.shape).encode() + data.tobytes()).hexdigest()
+        return hashlib.sha256(
+            data.dtype.str.encode() + str(data.shape).encode() + data.tobytes()
+        ).hexdigest()
 
 
 def hashes(folder: Path) -> dict[str, str]:

@@ -35,7 +35,7 @@ def _frc_past_nyquist(image: torch.Tensor, truth: torch.Tensor) -> float:
     return band_mean(k, f, 0.25, 0.33)
 
 
-@pytest.mark.parametrize("method", ["bilinear", "misr", "zssr"])
+@pytest.mark.parametrize("method", ["bilinear", "misr", "mmse"])
 def test_run_writes_the_contract_and_records_the_true_trajectory(
     movie, tmp_path, monkeypatch, capsys, method
 ):
@@ -82,9 +82,13 @@ def test_run_writes_the_contract_and_records_the_true_trajectory(
     assert float(sr.mean()) * 4 == pytest.approx(
         float(torch.from_numpy(mrcfile.read(out / "mov_a_avg.mrc")).mean()), rel=0.02
     )
-    if method == "zssr":  # the default regime, with its ground-truth-free half-set record
-        assert record["method_config"]["regime"] == "explicit"
-        assert set(record["method_info"]["history"]["explicit"]["half_set_frc_past_nyquist"]) == {
+    if method == "mmse":  # its options, and its ground-truth-free half-set record
+        assert set(record["method_config"]) == {
+            "smoothing_shells",
+            "floor_fraction",
+            "regularisation",
+        }
+        assert set(record["method_info"]["mmse"]["half_set_frc_past_nyquist"]) == {
             "nyquist_1.33x",
             "1.33x_1.67x",
         }
@@ -133,7 +137,8 @@ def test_shards_are_disjoint_and_cover_the_list():
         (["--device", "cuda:7"], "cuda"),
         (["--pixel-size", "-1"], "--pixel-size"),
         (["--method", "bilinear", "--preset", "paper"], "--preset"),
-        (["--method", "zssr", "--preset", "paper"], "--preset"),
+        (["--method", "zssr", "--regime", "explicit"], "--method mmse"),
+        (["--method", "mmse", "--max-iterations", "3"], "--max-iterations"),
         (["--method", "zssr", "--regime", "conference"], "regime"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Classical baselines for 2x super-resolution of cryo-EM movies.
+"""The closed-form 2x super-resolution methods: interpolation and the multi-frame family.
 
 * :func:`upsample` - bilinear, bicubic or Fourier (zero-padding) interpolation of the aligned,
   dose-weighted LR average: what the Cryo-ZSSR papers compared against.
@@ -6,6 +6,8 @@
   deconvolution of the pixel aperture.
 * :func:`misr` - frequency-domain least-squares multi-frame SR (Tsai & Huang 1984), dose-weighted
   and Tikhonov-regularised.
+* :func:`mmse` - the per-alias MMSE (Wiener) estimate with the movie's own signal spectrum, measured
+  from even/odd half reconstructions (``cryozssr run``'s default method).
 
 All return ``(2h, 2w)`` images in counts per HR pixel per frame showing the specimen at its frame-0
 position (LR pixel ``(I, J)`` covers HR pixels ``(2I..2I+1, 2J..2J+1)``).
@@ -13,6 +15,7 @@ position (LR pixel ``(I, J)`` covers HR pixels ``(2I..2I+1, 2J..2J+1)``).
 
 from cryozssr.baselines.interpolate import UPSAMPLE_METHODS, upsample
 from cryozssr.baselines.misr import misr
+from cryozssr.baselines.mmse import MmseConfig, mmse
 from cryozssr.baselines.shift_add import shift_add
 
-__all__ = ["UPSAMPLE_METHODS", "misr", "shift_add", "upsample"]
+__all__ = ["UPSAMPLE_METHODS", "MmseConfig", "misr", "mmse", "shift_add", "upsample"]

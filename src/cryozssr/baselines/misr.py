@@ -48,7 +48,7 @@ CTF-aware step downstream (3D reconstruction, CTF fitting) sees the data's own r
 (CTF, detector MTF, dose envelope) and no extra filter. The output is then not the minimum-MSE
 image (its noise past the Nyquist is about twice the unrescaled one's). Without the rescaling
 the output carries a CTF^2-like radial filter that differs between micrographs and mis-weights their
-particles in 3D. :mod:`cryozssr.zssr.explicit`
+particles in 3D. :mod:`cryozssr.baselines.mmse`
 estimates ``S`` from the movie itself (even/odd half reconstructions).
 
 Local motion and large frames: the model is solved on overlapping tiles, each with the shifts at

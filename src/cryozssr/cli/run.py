@@ -63,24 +63,23 @@ def run(
         40, "--eer-fractions", help="Frames to group an EER movie into.", rich_help_panel=_IN
     ),
     method: str = typer.Option(
-        "zssr",
+        "mmse",
         "--method",
         "-m",
-        help="zssr (default; regime explicit: best on the benchmark), misr, shift-add, bilinear,"
-        " bicubic or fourier.",
+        help="mmse (default: the closed-form MMSE estimate, best on the benchmark), misr,"
+        " shift-add, zssr (the papers' networks), bilinear, bicubic or fourier.",
         rich_help_panel=_METHOD,
     ),
     preset: str | None = typer.Option(
         None,
         "--preset",
-        help="zssr network preset for the journal/workshop regimes: fast (default) or paper.",
+        help="zssr network preset: fast (default) or paper.",
         rich_help_panel=_METHOD,
     ),
     regime: str | None = typer.Option(
         None,
         "--regime",
-        help="zssr regime: explicit (default; motion, dose, half-set spectrum, no network),"
-        " journal or workshop (the papers' networks).",
+        help="zssr regime: journal (default) or workshop (the two papers).",
         rich_help_panel=_METHOD,
     ),
     max_iterations: int | None = typer.Option(
@@ -126,7 +125,8 @@ def run(
         rich_help_panel=_BATCH,
     ),
 ) -> None:
-    """Super-resolve cryo-EM movies 2x (multi-frame MISR by default, Cryo-ZSSR, or a baseline).
+    """Super-resolve cryo-EM movies 2x (the multi-frame MMSE estimate by default, Cryo-ZSSR's
+    networks, or a baseline).
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
     """
@@ -142,6 +142,8 @@ def run(
     from cryozssr.pipeline.batch import shard as take_shard
     from cryozssr.pipeline.movie import movie_stem, output_paths
 
+    if regime == "explicit":
+        raise OptionError("--regime explicit is now its own method: use --method mmse")
     cfg = RunConfig(
         method=method,
         preset=preset,
@@ -166,12 +168,7 @@ def run(
     if method == "zssr":
         from cryozssr.pipeline.methods import zssr_config
 
-        # validate preset and regime before reading any movie
-        if not zssr_config(cfg).trains_network and (preset or max_iterations):
-            raise OptionError(
-                "--preset and --max-iterations apply to the network regimes"
-                " (--regime journal or workshop), not to explicit"
-            )
+        zssr_config(cfg)  # validate preset and regime before reading any movie
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
     n_total = len(movies)

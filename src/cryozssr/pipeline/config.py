@@ -7,10 +7,10 @@ from typing import Any
 
 from cryozssr.errors import OptionError
 
-METHODS = ("zssr", "bilinear", "bicubic", "fourier", "shift-add", "misr")
-DEMO_METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "zssr", "zssr/journal")
-"""What ``cryozssr demo`` compares by default: plain ``zssr`` is the explicit regime, next to the
-papers' journal regime."""
+METHODS = ("mmse", "misr", "shift-add", "zssr", "bilinear", "bicubic", "fourier")
+"""``cryozssr run --method`` choices; the first (the best measured on the benchmark) is the default."""
+DEMO_METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse", "zssr")
+"""What ``cryozssr demo`` compares by default (``zssr`` is its default regime, ``journal``)."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RunConfig:
     header" (pixel size) or "unknown" (dose: no dose weighting).
     """
 
-    method: str = "zssr"
+    method: str = METHODS[0]
     preset: str | None = None
     regime: str | None = None
     device: str = "auto"

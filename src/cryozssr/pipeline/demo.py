@@ -24,7 +24,7 @@ class DemoConfig:
     """Sizes of the demo data set and the methods to compare.
 
     A method may name a zssr regime, e.g. ``zssr/workshop``; plain ``zssr`` is the default regime
-    (``explicit``). The default list puts the papers' journal regime next to it.
+    (``journal``).
     """
 
     out_dir: Path = Path("cryozssr_demo")

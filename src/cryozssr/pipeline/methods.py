@@ -49,6 +49,13 @@ def _misr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     return misr(x.frames, x.motion, exposure=x.exposure, factor=2), {}
 
 
+def _mmse(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
+    from cryozssr.baselines.mmse import mmse
+
+    result = mmse(x.frames, x.motion, exposure=x.exposure)
+    return result.image, {"mmse": result.record()}
+
+
 def zssr_config(cfg: RunConfig):
     """The :class:`cryozssr.zssr.ZssrConfig` a run uses: preset, then regime/iteration overrides."""
     from cryozssr.zssr import config_from_preset
@@ -61,16 +68,17 @@ def zssr_config(cfg: RunConfig):
     return config_from_preset(cfg.preset or "fast", **overrides)
 
 
-def zssr_record(cfg: RunConfig) -> dict[str, Any]:
-    """The options a zssr run used, for its JSON: the network's for the faithful regimes."""
+def method_record(cfg: RunConfig) -> dict[str, Any] | None:
+    """The options the run's method used, for its JSON (``None``: a method without options)."""
     from dataclasses import asdict
 
-    from cryozssr.zssr.explicit import ExplicitConfig
+    from cryozssr.baselines.mmse import MmseConfig
 
-    config = zssr_config(cfg)
-    if config.trains_network:
-        return asdict(config)
-    return {"regime": config.regime, **asdict(ExplicitConfig())}
+    if cfg.method == "zssr":
+        return asdict(zssr_config(cfg))
+    if cfg.method == "mmse":
+        return asdict(MmseConfig())
+    return None
 
 
 def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
@@ -94,6 +102,7 @@ METHOD_FUNCTIONS: dict[str, Callable[..., tuple[torch.Tensor, dict[str, Any]]]] 
     "fourier": _interpolate("fourier"),
     "shift-add": _shift_add,
     "misr": _misr,
+    "mmse": _mmse,
     "zssr": _zssr,
 }
 

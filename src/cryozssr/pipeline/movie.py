@@ -177,7 +177,7 @@ def process_movie(
         "seed": cfg.seed,
         "device": str(device),
         "config": cfg.to_dict(),
-        "method_config": _jsonable(methods.zssr_record(cfg)) if cfg.method == "zssr" else None,
+        "method_config": _jsonable(methods.method_record(cfg)),
         "motion_config": _jsonable(motion_cfg),
         "input_pixel_size_angstrom": pixel_size,
         "output_pixel_size_angstrom": pixel_size / 2,

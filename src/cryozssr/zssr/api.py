@@ -18,7 +18,6 @@ from cryozssr.motion.field import MotionField
 from cryozssr.ops import fourier_shift, normalise
 from cryozssr.register import estimate_shift
 from cryozssr.zssr.config import ZssrConfig
-from cryozssr.zssr.explicit import explicit_super_resolve
 from cryozssr.zssr.inference import back_project, self_ensemble, tiled_predict
 from cryozssr.zssr.network import upsample2x
 from cryozssr.zssr.pairs import TrainingPair, training_pair
@@ -39,8 +38,6 @@ class ZssrHistory:
     output_shift_hr_px: tuple[float, float] = (0.0, 0.0)
     seconds_training: float = 0.0
     seconds_inference: float = 0.0
-    explicit: dict[str, Any] | None = None
-    """The explicit regime's record (half-set FRC past the Nyquist, signal spectrum)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +49,6 @@ class ZssrHistory:
             "output_shift_hr_px": list(self.output_shift_hr_px),
             "seconds_training": self.seconds_training,
             "seconds_inference": self.seconds_inference,
-            "explicit": self.explicit,
         }
 
 
@@ -71,7 +67,7 @@ def _check(frames: torch.Tensor, motion: MotionField, config: ZssrConfig) -> Non
     t, h, w = frames.shape
     if motion.n_frames != t:
         raise InputError(f"motion has {motion.n_frames} frames, the movie {t}")
-    if config.trains_network and config.n_inputs > t:
+    if config.n_inputs > t:
         raise InputError(
             f"K = {config.n_inputs} averages need at least {config.n_inputs} frames, got {t}"
         )
@@ -95,16 +91,12 @@ def super_resolve(
 ) -> ZssrResult:
     """Super-resolve ``frames`` ``(t, h, w)`` (LR counts) 2x with Cryo-ZSSR.
 
-    ``regime="explicit"`` (the default): :func:`cryozssr.zssr.explicit.explicit_super_resolve`
-    (motion global and local, dose weighting, the movie's own half-set spectrum; no network).
-    The faithful regimes train the network as follows.
-
     ``motion`` is in LR pixels (global part used, as in the papers). The network sees ``K``
     all-frame averages aligned to ``K`` reference frames; its output (ensemble median) is moved
     onto the frame-0 position by registering it to the upsampled frame-0-aligned average, then
     back-projected so that ``box_sum(image) == average`` (both per frame); without
     back-projection only the mean is matched (counts are conserved). ``exposure`` is kept
-    for the interface: the faithful regimes do no dose weighting (the papers do none).
+    for the interface: the papers' regimes do no dose weighting (the papers do none).
     ``on_progress(stage, done, total)`` with stages ``train`` and ``infer``. Runs on ``device``
     (default: the device of ``frames``); the same seed gives the same output on the CPU.
     """
@@ -112,11 +104,6 @@ def super_resolve(
     _check(frames, motion, config)
     device = torch.device(device) if device is not None else frames.device
     frames = frames.to(device=device, dtype=torch.float32)
-    if config.regime == "explicit":
-        result = explicit_super_resolve(frames, motion, exposure=exposure)
-        log.info("Cryo-ZSSR (explicit): %.1f s", result.seconds)
-        history = ZssrHistory(seconds_inference=result.seconds, explicit=result.record())
-        return ZssrResult(image=result.image, history=history, config=config)
     del exposure  # the papers' regimes use plain averages
     t = frames.shape[0]
     references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)

@@ -1,8 +1,8 @@
 """Every switch of Cryo-ZSSR in one typed config, and the two presets.
 
-Regimes: ``explicit`` (the default; :mod:`cryozssr.zssr.explicit`) uses the movie's motion, dose
-and its own half-set signal spectrum and trains no network, so the network options and presets
-below do not apply to it. The two faithful regimes of the papers (Huang et al.):
+The two regimes of the papers (Huang et al.); ``journal`` is the default. (The closed-form
+estimate that was the ``explicit`` regime trains no network: it is the method
+:func:`cryozssr.baselines.mmse`.)
 
 * ``workshop`` (ECCV-W 2020 style): the ``K`` all-frame averages (aligned to ``K`` reference
   frames) are the HR targets, their 2x2 box-sum-downsampled versions the inputs (ZSSR's
@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from cryozssr.errors import OptionError
 
-Regime = Literal["explicit", "workshop", "journal"]
-REGIMES: tuple[str, ...] = ("explicit", "journal", "workshop")
+Regime = Literal["journal", "workshop"]
+REGIMES: tuple[str, ...] = ("journal", "workshop")
 ReferenceMode = Literal["spread", "first", "random"]
 
 
@@ -36,7 +36,7 @@ ReferenceMode = Literal["spread", "first", "random"]
 class ZssrConfig:
     """Cryo-ZSSR options. Sizes in pixels; ``hr_crop`` is the target crop, the input crop is half."""
 
-    regime: Regime = "explicit"
+    regime: Regime = "journal"
     n_inputs: int = 4
     """``K``: number of reference-aligned averages fed to the network."""
     references: ReferenceMode = "spread"
@@ -80,15 +80,15 @@ class ZssrConfig:
         return self.hr_crop // 2
 
     @property
-    def trains_network(self) -> bool:
-        """Whether this regime trains an SR network (the faithful ones) or not (``explicit``)."""
-        return self.regime != "explicit"
-
-    @property
     def use_shiftnet(self) -> bool:
         return self.regime == "workshop" if self.shiftnet is None else self.shiftnet
 
     def __post_init__(self) -> None:
+        if self.regime == "explicit":
+            raise OptionError(
+                "regime 'explicit' is no longer a zssr regime: the closed-form estimate is the"
+                " method mmse (cryozssr.baselines.mmse)"
+            )
         if self.regime not in REGIMES:
             raise OptionError(f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
         if self.references not in ("spread", "first", "random"):

@@ -1,4 +1,4 @@
-"""The explicit regime: the half-set spectrum is the injected one, and the MMSE solve it feeds beats
+"""``mmse``: the half-set spectrum is the injected one, and the MMSE solve it feeds beats
 the Tikhonov ``misr`` on low-SNR movies past the LR Nyquist, close to knowing the true spectrum."""
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ import torch
 
 from cryozssr.baselines import misr
 from cryozssr.baselines.misr import RadialSpectrum
+from cryozssr.baselines.mmse import half_set_spectrum, mmse
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum, fourier_shift
 from cryozssr.register import band_mean, frc_curve
-from cryozssr.zssr import config_from_preset, super_resolve
-from cryozssr.zssr.explicit import explicit_super_resolve, half_set_spectrum
 
 BANDS = ((0.25, 1.0 / 3.0), (1.0 / 3.0, 5.0 / 12.0))  # cycles/HR px: past the LR Nyquist
 EXPOSURE = Exposure(pixel_size_angstrom=3.0)  # no damage in these movies: no dose weighting
@@ -84,11 +83,11 @@ def _bands(image: torch.Tensor, truth: torch.Tensor) -> list[float]:
     return [band_mean(k, frc, lo, hi) for lo, hi in BANDS]
 
 
-def test_explicit_beats_misr_past_the_nyquist_close_to_the_true_spectrum():
+def test_mmse_beats_misr_past_the_nyquist_close_to_the_true_spectrum():
     """Pooled over 4 movies: the half-set prior beats the white Tikhonov prior in the first band
     past the Nyquist (measured +8..11% per movie), loses nothing in the second, and gets most of
     what the true spectrum (the oracle, from the noise-free scene) would give."""
-    scores: dict[str, list[list[float]]] = {"misr": [], "explicit": [], "oracle": []}
+    scores: dict[str, list[list[float]]] = {"misr": [], "mmse": [], "oracle": []}
     for seed in range(4):
         lr, motion, scene = ctf_like_movie(seed)
         k2 = _radial_k2(scene.shape[-1])
@@ -102,41 +101,38 @@ def test_explicit_beats_misr_past_the_nyquist_close_to_the_true_spectrum():
         counts = float(lr.mean()) / 4  # the scene in counts per HR pixel per frame
         oracle = RadialSpectrum(oracle.power_per_px * counts**2, oracle.shell_width_cycles)
         scores["misr"].append(_bands(misr(lr, motion, exposure=EXPOSURE), scene))
-        scores["explicit"].append(
-            _bands(explicit_super_resolve(lr, motion, exposure=EXPOSURE).image, scene)
-        )
+        scores["mmse"].append(_bands(mmse(lr, motion, exposure=EXPOSURE).image, scene))
         scores["oracle"].append(_bands(misr(lr, motion, exposure=EXPOSURE, signal=oracle), scene))
     mean = {name: torch.tensor(v).mean(0) for name, v in scores.items()}
-    assert mean["explicit"][0] > 1.05 * mean["misr"][0]
-    assert mean["explicit"][1] > mean["misr"][1] - 0.005
-    assert mean["oracle"][0] >= mean["explicit"][0] - 0.005  # the true spectrum is the optimum
-    assert mean["explicit"][0] > 0.95 * mean["oracle"][0]
+    assert mean["mmse"][0] > 1.05 * mean["misr"][0]
+    assert mean["mmse"][1] > mean["misr"][1] - 0.005
+    assert mean["oracle"][0] >= mean["mmse"][0] - 0.005  # the true spectrum is the optimum
+    assert mean["mmse"][0] > 0.95 * mean["oracle"][0]
 
 
-def test_explicit_is_the_default_regime_and_keeps_its_record():
+def test_mmse_keeps_its_record():
     lr, motion, _ = ctf_like_movie(0, size_hr=64, n_frames=8)
-    result = super_resolve(lr, motion, exposure=EXPOSURE, config=config_from_preset("fast"))
-    assert result.config.regime == "explicit" and not result.config.trains_network
+    result = mmse(lr, motion, exposure=EXPOSURE)
     assert result.image.shape == (64, 64)
-    record = result.history.to_dict()["explicit"]
+    record = result.record()
     assert set(record["half_set_frc_past_nyquist"]) == {"nyquist_1.33x", "1.33x_1.67x"}
     # counts per HR pixel per frame: the box sum of the output is the movie's mean frame
     assert float(result.image.mean()) * 4 == pytest.approx(float(lr.mean()), rel=1e-3)
 
 
-def test_explicit_needs_four_frames():
+def test_mmse_needs_four_frames():
     lr, motion, _ = ctf_like_movie(0, size_hr=64, n_frames=3)
     with pytest.raises(InputError, match="at least 4 frames"):
-        explicit_super_resolve(lr, motion, exposure=EXPOSURE)
+        mmse(lr, motion, exposure=EXPOSURE)
 
 
 def test_tiled_solve_matches_the_whole_frame():
-    """One spectrum serves every tile: on the 128-px tiles of local-motion runs the explicit regime
+    """One spectrum serves every tile: on the 128-px tiles of local-motion runs mmse
     scores within 0.008 of the whole (periodic) frame in every band, and keeps its lead over misr
     on the same tiles in the first band past the Nyquist (looked up unblurred at the tiles' coarser
     frequencies, as first written, the spectrum cost tiles ~0.02 there)."""
     lr, motion, scene = ctf_like_movie(0, size_hr=512, n_frames=24)
-    spectrum = explicit_super_resolve(lr, motion, exposure=EXPOSURE).spectrum
+    spectrum = mmse(lr, motion, exposure=EXPOSURE).spectrum
     tiles = dict(tile_size_px=128, tile_overlap_px=32)
     whole = _all_bands(misr(lr, motion, exposure=EXPOSURE, signal=spectrum), scene)
     tiled = _all_bands(misr(lr, motion, exposure=EXPOSURE, signal=spectrum, **tiles), scene)

@@ -1,7 +1,9 @@
-r"""The ``explicit`` regime: the movie's own motion, dose and signal spectrum, no pixel-level guessing.
+r"""``mmse``: the closed-form per-alias MMSE estimate with the movie's own signal spectrum.
 
+A multi-frame method (with :func:`~cryozssr.baselines.misr` and
+:func:`~cryozssr.baselines.shift_add`); until issue 12 it was Cryo-ZSSR's ``explicit`` regime.
 Cryo-ZSSR's idea, kept: everything is learned from the movie itself, with no ground truth and no
-external training data. What the papers lack, added (issue 8): the per-frame sub-pixel
+external training data. What the papers' networks lack, added (issue 8): the per-frame sub-pixel
 trajectories (global and local) are used explicitly to place every frame on the HR grid, each
 frame is dose-weighted by its exposure filter, and the self-supervised target contains signal past
 the LR Nyquist.
@@ -23,7 +25,7 @@ Why no network: by measurement (``bench/results/issue8_cnn_refinement.json``), s
 per movie on these reconstructions (noise2noise at the output scale, residual or high-pass gain,
 MSE or correlation losses, or on the LR frames through the exact forward model) never beat the
 closed-form estimate past the Nyquist; the best tied it by staying the identity. The faithful
-regimes' networks recover less than ``misr`` does (README). The half-set FRC of step 1 is kept in
+papers' networks (``zssr``) recover less than ``misr`` does (README). The half-set FRC of step 1 is kept in
 the run record: a ground-truth-free view of the signal past the LR Nyquist in each movie (biased
 upward where both halves share systematic errors, e.g. unmodelled local motion).
 """
@@ -48,8 +50,8 @@ NYQUIST_BANDS = {"nyquist_1.33x": (0.25, 1.0 / 3.0), "1.33x_1.67x": (1.0 / 3.0, 
 
 
 @dataclass(frozen=True)
-class ExplicitConfig:
-    """Options of the explicit regime (the defaults are what the benchmark was run with)."""
+class MmseConfig:
+    """Options of :func:`mmse` (the defaults are what the benchmark was run with)."""
 
     smoothing_shells: int = 3
     """Running mean over this many radial shells of the half-set cross-spectrum (odd)."""
@@ -60,7 +62,7 @@ class ExplicitConfig:
 
 
 @dataclass
-class ExplicitResult:
+class MmseResult:
     image: torch.Tensor
     """``(2h, 2w)`` counts per HR pixel per frame, specimen at its frame-0 position."""
     spectrum: RadialSpectrum
@@ -111,18 +113,18 @@ def half_set_spectrum(
     return RadialSpectrum(power.clamp(min=floor).cpu(), width)
 
 
-def explicit_super_resolve(
+def mmse(
     frames: torch.Tensor,
     motion: MotionField,
     *,
     exposure: Exposure,
-    config: ExplicitConfig = ExplicitConfig(),
-) -> ExplicitResult:
-    """Super-resolve ``(t, h, w)`` LR frames 2x with the explicit regime (module docstring)."""
+    config: MmseConfig = MmseConfig(),
+) -> MmseResult:
+    """Super-resolve ``(t, h, w)`` LR frames 2x with the MMSE estimate (module docstring)."""
     t = frames.shape[0]
     if t < 4:
         raise InputError(
-            "the explicit regime reconstructs even and odd frames apart: it needs at least 4"
+            "the MMSE estimate reconstructs even and odd frames apart: it needs at least 4"
             f" frames, got {t}"
         )
     start = time.perf_counter()
@@ -143,4 +145,4 @@ def explicit_super_resolve(
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
     image = misr(frames, motion, exposure=exposure, signal=spectrum)
-    return ExplicitResult(image, spectrum, half_set_frc, time.perf_counter() - start)
+    return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start)

@@ -1,14 +1,14 @@
-"""The explicit regime against misr, movie by movie: global and local motion, estimated and exact.
+"""mmse (was zssr's explicit regime) against misr, movie by movie: global and local motion.
 
-    python bench/bench_explicit.py                       # the headline simulation (run it first)
-    python bench/bench_explicit.py --sim DIR --movies 2  # any `cryozssr simulate` folder
+    python bench/bench_mmse.py                       # the headline simulation (run it first)
+    python bench/bench_mmse.py --sim DIR --movies 2  # any `cryozssr simulate` folder
 
 For every movie: band-mean FRC against the ground truth (:func:`cryozssr.evaluate.frc.register_and_frc`,
-bands of :data:`cryozssr.evaluate.frc.FRC_BANDS`) and seconds, for ``misr`` and ``zssr/explicit``
+bands of :data:`cryozssr.evaluate.frc.FRC_BANDS`) and seconds, for ``misr`` and ``mmse``
 with (a) the global motion estimated from the LR movie (what ``cryozssr run`` does by default),
 (b) global + local motion estimated with ``--patches 5``, (c) the simulator's exact global + local
-motion; the explicit regime's ground-truth-free half-set FRC past the Nyquist alongside. Writes
-``bench/results/explicit.json``.
+motion; mmse's ground-truth-free half-set FRC past the Nyquist alongside. Writes
+``bench/results/mmse.json``.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from pathlib import Path
 import torch
 
 from _machine import machine
-from cryozssr.baselines import misr
+from cryozssr.baselines import misr, mmse
 from cryozssr.dose import Exposure
 from cryozssr.evaluate.collect import load_image, read_sim_dir
 from cryozssr.evaluate.frc import register_and_frc
 from cryozssr.io import open_movie
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
 from cryozssr.motion.field import MotionField
-from cryozssr.zssr.explicit import explicit_super_resolve
 
 
 def exact_motion(path: Path, shape_lr: tuple[int, int]) -> MotionField:
@@ -46,7 +45,7 @@ def main() -> None:
     )
     ap.add_argument("--sim", type=Path, default=Path("bench/out/headline/sim"))
     ap.add_argument("--movies", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/explicit.json"))
+    ap.add_argument("--out", type=Path, default=Path("bench/results/mmse.json"))
     args = ap.parse_args()
 
     sim = read_sim_dir(args.sim)
@@ -77,18 +76,16 @@ def main() -> None:
             t0 = time.perf_counter()
             base = misr(frames, motion, exposure=exposure)
             seconds_misr = time.perf_counter() - t0
-            result = explicit_super_resolve(frames, motion, exposure=exposure)
+            result = mmse(frames, motion, exposure=exposure)
             row = {
                 "movie": stem,
                 "motion": kind,
                 "misr": register_and_frc(base, truth).bands,
-                "explicit": register_and_frc(result.image, truth).bands,
-                "explicit_half_set_frc": result.half_set_frc,
-                "seconds": {"misr": round(seconds_misr, 2), "explicit": round(result.seconds, 2)},
+                "mmse": register_and_frc(result.image, truth).bands,
+                "mmse_half_set_frc": result.half_set_frc,
+                "seconds": {"misr": round(seconds_misr, 2), "mmse": round(result.seconds, 2)},
             }
-            row["ratio_explicit_to_misr"] = {
-                k: row["explicit"][k] / row["misr"][k] for k in row["misr"]
-            }
+            row["ratio_mmse_to_misr"] = {k: row["mmse"][k] / row["misr"][k] for k in row["misr"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
         rows[-1]["seconds_motion"] = {
@@ -101,13 +98,13 @@ def main() -> None:
         sel = [r for r in rows if r["motion"] == kind]
         summary[kind] = {
             method: {band: sum(r[method][band] for r in sel) / len(sel) for band in sel[0][method]}
-            for method in ("misr", "explicit")
+            for method in ("misr", "mmse")
         }
         summary[kind]["seconds"] = {
-            m: sum(r["seconds"][m] for r in sel) / len(sel) for m in ("misr", "explicit")
+            m: sum(r["seconds"][m] for r in sel) / len(sel) for m in ("misr", "mmse")
         }
     record = {
-        "command": "python bench/bench_explicit.py "
+        "command": "python bench/bench_mmse.py "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
         "machine": machine(load_start),
         "mean_over_movies": summary,
