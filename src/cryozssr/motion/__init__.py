@@ -5,7 +5,6 @@ from cryozssr.motion.averages import (
     choose_references,
     dose_weighted_average,
     even_odd_frames,
-    even_odd_split,
     journal_split,
     reference_aligned_averages,
 )
@@ -20,7 +19,6 @@ __all__ = [
     "dose_weighted_average",
     "estimate_motion",
     "even_odd_frames",
-    "even_odd_split",
     "journal_split",
     "reference_aligned_averages",
 ]

@@ -178,18 +178,19 @@ def journal_split(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The journal regime's training pair: ``(target (h, w), inputs (K, h, w))``.
 
-    The first half of the (selected) frames, aligned to ``target_reference`` (default: the centre
-    frame of the movie, ``t // 2``) and averaged, is the pseudo-HR target; the second half aligned
-    to each of ``references`` gives the K inputs. (The inference inputs are all frames aligned to
-    the same references: :func:`reference_aligned_averages`.)
+    The early half of the (selected) frames, aligned to ``target_reference`` (default: the early
+    half's centre frame, as in the journal paper's list of training steps) and averaged, is the
+    pseudo-HR target; the late half aligned to each of ``references`` gives the K inputs. Their
+    noise is independent. (The inference inputs are all frames aligned to the same references:
+    :func:`reference_aligned_averages`.)
     """
     idx = _indices(frames, frame_indices)
     if len(idx) < 2:
         raise OptionError(f"the journal split needs at least 2 frames, got {len(idx)}")
-    centre = frames.shape[0] // 2 if target_reference is None else target_reference
-    first, second = idx[: len(idx) // 2], idx[len(idx) // 2 :]
-    target = reference_aligned_averages(frames, motion, [centre], frame_indices=first)[0]
-    inputs = reference_aligned_averages(frames, motion, references, frame_indices=second)
+    early, late = idx[: len(idx) // 2], idx[len(idx) // 2 :]
+    centre = early[len(early) // 2] if target_reference is None else target_reference
+    target = reference_aligned_averages(frames, motion, [centre], frame_indices=early)[0]
+    inputs = reference_aligned_averages(frames, motion, references, frame_indices=late)
     return target, inputs
 
 
@@ -198,20 +199,6 @@ def even_odd_frames(n_frames: int) -> tuple[list[int], list[int]]:
     if n_frames < 2:
         raise OptionError(f"an even/odd split needs at least 2 frames, got {n_frames}")
     return list(range(0, n_frames, 2)), list(range(1, n_frames, 2))
-
-
-def even_odd_split(
-    frames: torch.Tensor, motion: MotionField, *, references: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference-aligned averages ``(K, h, w)`` of the even and of the odd frames, for half-set validation.
-
-    Every other average of this module takes ``frame_indices=even_odd_frames(t)[i]`` for the same split.
-    """
-    even, odd = even_odd_frames(frames.shape[0])
-    return (
-        reference_aligned_averages(frames, motion, references, frame_indices=even),
-        reference_aligned_averages(frames, motion, references, frame_indices=odd),
-    )
 
 
 def _aligned(

@@ -139,7 +139,8 @@ def super_resolve(
         )
         hr = hr * std + mean  # counts per LR pixel per frame, on the HR grid
         # put the specimen at its frame-0 position: the output sits where the training target did
-        # (the centre of the references; with ShiftNet, wherever the registration left it)
+        # (journal: the early half's centre frame; workshop: the references, or wherever ShiftNet's
+        # registration left it)
         average0 = reference_aligned_averages(frames, motion, [0])[0]
         shift = estimate_shift(upsample2x(average0), hr, upsample=20, lowpass_cycles_per_px=0.15)
         hr = fourier_shift(hr, -shift.to(hr.dtype))

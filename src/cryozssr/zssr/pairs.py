@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cryozssr.motion.averages import reference_aligned_averages
+from cryozssr.motion.averages import journal_split, reference_aligned_averages
 from cryozssr.motion.field import MotionField
-from cryozssr.ops import box_sum, fourier_shift
+from cryozssr.ops import box_sum
 from cryozssr.zssr.config import Regime
 
 
@@ -44,30 +44,19 @@ def training_pair(
 
     * ``workshop``: targets = the ``K`` all-frame averages aligned to ``references``; inputs = their
       2x box-downsampled versions (ZSSR's cross-scale pairs).
-    * ``journal``: inputs = averages of the late half (frames ``t//2..t-1``) aligned to
-      ``references``, box-downsampled 2x; target = the early-half average (frames ``0..t//2-1``)
-      aligned to the centre of the references (their mean position; the papers' "centre frame",
-      read so that the target sits where the network's input average does): independent noise
-      in inputs and target.
+    * ``journal``: :func:`cryozssr.motion.averages.journal_split`: inputs = averages of the late
+      half (frames ``t//2..t-1``) aligned to ``references``, box-downsampled 2x; target = the
+      early-half average (frames ``0..t//2-1``) aligned to the early half's centre frame, as the
+      journal paper says: independent noise in inputs and target.
     """
-    t = frames.shape[0]
     if regime == "workshop":
         averages = reference_aligned_averages(frames, motion, references)
         inputs = downsample2x(averages)
         targets = averages
     else:
-        if t < 2:
-            raise ValueError("the journal regime needs at least 2 frames")
-        late = range(t // 2, t)
-        early = range(t // 2)
-        inputs = downsample2x(
-            reference_aligned_averages(frames, motion, references, frame_indices=late)
-        )
-        # the target sits at the mean position of the references, where the network's base (the
-        # average of its inputs) sits: no global translation for the network to learn
-        early_avg = reference_aligned_averages(frames, motion, [0], frame_indices=early)
-        centre = motion.global_shifts_px.to(frames.device, frames.dtype)[list(references)].mean(0)
-        targets = fourier_shift(early_avg, centre)
+        target, late = journal_split(frames, motion, references=references)
+        inputs = downsample2x(late)
+        targets = target[None]
     h, w = inputs.shape[-2:]
     return TrainingPair(inputs=inputs, targets=targets[..., : 2 * h, : 2 * w])
 
