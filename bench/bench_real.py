@@ -61,6 +61,7 @@ from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum, fourier_shift
 from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
+from cryozssr.zssr import config_from_preset
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "epu2.9_example.mrc"
 ALL = ("bilinear", "shift-add", "misr", "mmse", "zssr/journal", "zssr/workshop")
@@ -113,8 +114,9 @@ def run_method(name: str, frames: torch.Tensor, motion: MotionField, exposure: E
     method, _, regime = name.partition("/")
     cfg = RunConfig(
         method=method,
-        preset="fast" if method == "zssr" else None,
-        regime=regime or None,
+        method_config=config_from_preset("fast", **({"regime": regime} if regime else {}))
+        if method == "zssr"
+        else None,
         device="cpu",
         seed=seed,
     )
@@ -131,7 +133,7 @@ def available(name: str) -> str | None:
         return f"unknown method {method!r}"
     if method == "zssr":
         try:
-            methods.zssr_config(RunConfig(method="zssr", preset="fast", regime=regime or None))
+            config_from_preset("fast", **({"regime": regime} if regime else {}))
         except (OptionError, TypeError, ValueError) as err:
             return f"regime {regime!r} not available yet ({err})"
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import mrcfile
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from _cli import assert_one_clean_error, run_cli
 from _synthetic import synthetic_movie
-from cryozssr.baselines import upsample
+from cryozssr.baselines import MmseConfig, upsample
 from cryozssr.io import write_mrc
 from cryozssr.ops import fourier_shift
 from cryozssr.pipeline.batch import parse_shard, shard
@@ -83,11 +84,8 @@ def test_run_writes_the_contract_and_records_the_true_trajectory(
         float(torch.from_numpy(mrcfile.read(out / "mov_a_avg.mrc")).mean()), rel=0.02
     )
     if method == "mmse":  # its options, and its ground-truth-free half-set record
-        assert set(record["method_config"]) == {
-            "smoothing_shells",
-            "floor_fraction",
-            "regularisation",
-        }
+        assert record["method_config"] == asdict(MmseConfig())
+        assert record["config"]["method_config"] == record["method_config"]
         assert set(record["method_info"]["mmse"]["half_set_frc_past_nyquist"]) == {
             "nyquist_1.33x",
             "1.33x_1.67x",

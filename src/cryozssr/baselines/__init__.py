@@ -13,9 +13,19 @@ All return ``(2h, 2w)`` images in counts per HR pixel per frame showing the spec
 position (LR pixel ``(I, J)`` covers HR pixels ``(2I..2I+1, 2J..2J+1)``).
 """
 
+from cryozssr.baselines.config import MisrConfig, MmseConfig, ShiftAddConfig
 from cryozssr.baselines.interpolate import UPSAMPLE_METHODS, upsample
 from cryozssr.baselines.misr import misr
-from cryozssr.baselines.mmse import MmseConfig, mmse
+from cryozssr.baselines.mmse import mmse
 from cryozssr.baselines.shift_add import shift_add
 
-__all__ = ["UPSAMPLE_METHODS", "MmseConfig", "misr", "mmse", "shift_add", "upsample"]
+__all__ = [
+    "UPSAMPLE_METHODS",
+    "MisrConfig",
+    "MmseConfig",
+    "ShiftAddConfig",
+    "misr",
+    "mmse",
+    "shift_add",
+    "upsample",
+]

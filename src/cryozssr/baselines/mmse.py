@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from cryozssr.baselines.config import MmseConfig
 from cryozssr.baselines.misr import RadialSpectrum, misr, smooth_shells
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
@@ -47,18 +48,6 @@ from cryozssr.register import band_mean, frc_curve
 
 NYQUIST_BANDS = {"nyquist_1.33x": (0.25, 1.0 / 3.0), "1.33x_1.67x": (1.0 / 3.0, 5.0 / 12.0)}
 """Bands past the LR Nyquist (cycles/HR px) reported from the half-set FRC."""
-
-
-@dataclass(frozen=True)
-class MmseConfig:
-    """Options of :func:`mmse` (the defaults are what the benchmark was run with)."""
-
-    smoothing_shells: int = 3
-    """Running mean over this many radial shells of the half-set cross-spectrum (odd)."""
-    floor_fraction: float = 1e-2
-    """Signal power floor, as a fraction of the mean power below the LR Nyquist."""
-    regularisation: float = 0.25
-    """Tikhonov weight of the half reconstructions (``misr``'s default)."""
 
 
 @dataclass
@@ -129,6 +118,7 @@ def mmse(
         )
     start = time.perf_counter()
     frames = frames.to(torch.float32)
+    tiles = dict(tile_size_px=config.tile_size_px, tile_overlap_px=config.tile_overlap_px)
     halves = []
     for offset, indices in enumerate(even_odd_frames(t)):
         halves.append(
@@ -137,6 +127,7 @@ def mmse(
                 motion.select(indices),
                 exposure=exposure.every_other(offset),
                 regularisation=config.regularisation,
+                **tiles,
             )
         )
     spectrum = half_set_spectrum(
@@ -144,5 +135,5 @@ def mmse(
     )
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
-    image = misr(frames, motion, exposure=exposure, signal=spectrum)
+    image = misr(frames, motion, exposure=exposure, signal=spectrum, **tiles)
     return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start)

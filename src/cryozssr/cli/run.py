@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from cryozssr.cli._common import command_line, err_console, progress
-from cryozssr.errors import CryoZssrError, OptionError
+from cryozssr.errors import CryoZssrError
 
 _IN = "Input"
 _OPT = "Optics and exposure"
@@ -25,6 +25,7 @@ _BATCH = "Batch"
 
 
 def run(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(
         ..., help="Movies (MRC/MRCS, TIFF, EER), globs, folders, or a RELION movies STAR file."
     ),
@@ -85,6 +86,22 @@ def run(
     max_iterations: int | None = typer.Option(
         None, "--max-iterations", help="Cap zssr training iterations.", rich_help_panel=_METHOD
     ),
+    option: list[str] | None = typer.Option(
+        None,
+        "--option",
+        "-O",
+        help="NAME=VALUE: set one option of the method's config (repeatable), e.g. -O"
+        " regularisation=0.5 (misr, mmse), -O wiener_snr=5 (shift-add), -O tile_size_px=256."
+        " The run's JSON lists them all under method_config.",
+        rich_help_panel=_METHOD,
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Rerun a recorded run exactly: a run's <stem>.json (or its 'config' object) sets"
+        " every option above (only the inputs, --out, --device and batch options may be added).",
+        rich_help_panel=_METHOD,
+    ),
     patches: int | None = typer.Option(
         None,
         "--patches",
@@ -129,10 +146,14 @@ def run(
     networks, or a baseline).
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
+
+    Rerun a recorded run: cryozssr run movies/a.tif --out again/ --config sr/a.json
     """
+    params = {k: v for k, v in locals().items() if k != "ctx"}
+    from cryozssr.cli._run_config import build_run_config
     from cryozssr.device import resolve_device
     from cryozssr.io import expand_movie_inputs, read_gain
-    from cryozssr.pipeline import RunConfig, process_movie
+    from cryozssr.pipeline import process_movie
     from cryozssr.pipeline.batch import (
         parse_shard,
         preflight,
@@ -142,44 +163,19 @@ def run(
     from cryozssr.pipeline.batch import shard as take_shard
     from cryozssr.pipeline.movie import movie_stem, output_paths
 
-    if regime == "explicit":
-        raise OptionError("--regime explicit is now its own method: use --method mmse")
-    cfg = RunConfig(
-        method=method,
-        preset=preset,
-        regime=regime,
-        device=device,
-        seed=seed,
-        pixel_size_angstrom=pixel_size,
-        dose_per_frame_e_per_a2=dose_per_frame,
-        voltage_kv=voltage,
-        spherical_aberration_mm=cs,
-        amplitude_contrast=amp_contrast,
-        gain_path=str(gain) if gain else None,
-        gain_rot=gain_rot,
-        gain_flip=gain_flip,
-        eer_fractions=eer_fractions,
-        motion_patches=(patches, patches) if patches else None,
-        half_sets=half_sets,
-        max_iterations=max_iterations,
-    )
-    if method != "zssr" and (preset or regime or max_iterations):
-        raise OptionError("--preset, --regime and --max-iterations apply to --method zssr only")
-    if method == "zssr":
-        from cryozssr.pipeline.methods import zssr_config
-
-        zssr_config(cfg)  # validate preset and regime before reading any movie
+    cfg = build_run_config(ctx, **params)
+    gain = Path(cfg.gain_path) if cfg.gain_path else None
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
     n_total = len(movies)
-    gain_img = read_gain(gain, rot=gain_rot, flip=gain_flip) if gain else None
+    gain_img = read_gain(gain, rot=cfg.gain_rot, flip=cfg.gain_flip) if gain else None
     prepare_out_dir(out)
     failed: list[str] = []
     movies = preflight(movies, cfg, gain_img, keep_going=keep_going, failed=failed)
-    dev = resolve_device(device)
+    dev = resolve_device(cfg.device)
     protect = [*movies, *([gain] if gain else [])]
     with progress() as bar:
-        overall = bar.add_task(f"{method}: movies", total=len(movies))
+        overall = bar.add_task(f"{cfg.method}: movies", total=len(movies))
         stage = bar.add_task("", total=None, visible=False)
 
         def on_progress(description: str, done: int, total: int) -> None:

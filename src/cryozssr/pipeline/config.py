@@ -1,29 +1,53 @@
-"""The typed configuration of ``cryozssr run``, saved with every output."""
+"""The typed configuration of ``cryozssr run``, saved whole with every output and read back by
+``cryozssr run --config``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from cryozssr.baselines.config import MisrConfig, MmseConfig, ShiftAddConfig
 from cryozssr.errors import OptionError
+from cryozssr.zssr.config import ZssrConfig, config_from_preset
 
 METHODS = ("mmse", "misr", "shift-add", "zssr", "bilinear", "bicubic", "fourier")
 """``cryozssr run --method`` choices; the first (the best measured on the benchmark) is the default."""
 DEMO_METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse", "zssr")
 """What ``cryozssr demo`` compares by default (``zssr`` is its default regime, ``journal``)."""
 
+MethodConfig = MisrConfig | MmseConfig | ShiftAddConfig | ZssrConfig
+METHOD_CONFIGS: dict[str, type] = {
+    "misr": MisrConfig,
+    "mmse": MmseConfig,
+    "shift-add": ShiftAddConfig,
+    "zssr": ZssrConfig,
+}
+"""The typed options of each method that has any (the interpolations have none)."""
+
+
+def default_method_config(method: str) -> MethodConfig | None:
+    """The options ``method`` runs with by default (zssr: the ``fast`` preset), or ``None``."""
+    if method == "zssr":
+        return config_from_preset("fast")
+    kind = METHOD_CONFIGS.get(method)
+    return None if kind is None else kind()
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that decides what ``cryozssr run`` writes (with the input files and the seed).
+    """Everything that decides what ``cryozssr run`` writes (with the input files).
 
-    Pixel size, dose and voltage given here override the movie headers; ``None`` means "from the
-    header" (pixel size) or "unknown" (dose: no dose weighting).
+    ``method_config`` holds the options of ``method`` and only those (its type is
+    ``METHOD_CONFIGS[method]``; ``None`` is replaced by the method's defaults). Pixel size, dose and
+    voltage given here override the movie headers; ``None`` means "from the header" (pixel size)
+    or "unknown" (dose: no dose weighting).
     """
 
     method: str = METHODS[0]
-    preset: str | None = None
-    regime: str | None = None
+    method_config: MethodConfig | None = None
     device: str = "auto"
     seed: int = 0
     pixel_size_angstrom: float | None = None
@@ -37,12 +61,20 @@ class RunConfig:
     eer_fractions: int = 40
     motion_patches: tuple[int, int] | None = None
     half_sets: bool = False
-    max_iterations: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise OptionError(f"--method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.method_config is None:
+            object.__setattr__(self, "method_config", default_method_config(self.method))
+        expected = METHOD_CONFIGS.get(self.method)
+        if expected is None and self.method_config is not None:
+            raise OptionError(f"method {self.method} takes no options")
+        if expected is not None and type(self.method_config) is not expected:
+            raise OptionError(
+                f"method {self.method} takes a {expected.__name__},"
+                f" got {type(self.method_config).__name__}"
+            )
         if self.pixel_size_angstrom is not None and not self.pixel_size_angstrom > 0:
             raise OptionError("--pixel-size must be a positive number of Angstrom")
         d = self.dose_per_frame_e_per_a2
@@ -58,8 +90,67 @@ class RunConfig:
             raise OptionError("--eer-fractions must be at least 2")
         if self.motion_patches is not None and min(self.motion_patches) < 1:
             raise OptionError("--patches must be at least 1")
-        if self.max_iterations is not None and self.max_iterations < 1:
-            raise OptionError("--max-iterations must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The inverse of :meth:`to_dict` (e.g. the ``config`` of a run's JSON record)."""
+        if not isinstance(data, dict):
+            raise OptionError("a run config must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise OptionError(f"unknown run config key(s): {', '.join(unknown)}")
+        values = dict(data)
+        method = values.get("method", METHODS[0])
+        options = values.get("method_config")
+        kind = METHOD_CONFIGS.get(method)
+        if options is not None and kind is not None:
+            values["method_config"] = _from_dict(kind, options)
+        if values.get("motion_patches") is not None:
+            values["motion_patches"] = tuple(values["motion_patches"])
+        return cls(**values)
+
+
+def _from_dict(kind: type, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise OptionError(f"the {kind.__name__} must be a JSON object")
+    unknown = sorted(set(data) - {f.name for f in fields(kind)})
+    if unknown:
+        raise OptionError(f"unknown {kind.__name__} option(s): {', '.join(unknown)}")
+    return kind(**data)
+
+
+def with_options(config: Any, options: dict[str, str]) -> Any:
+    """``config`` (a method's frozen config) with text ``options`` ``{field: value}`` converted to
+    each field's type (``none`` for an optional field's ``None``)."""
+    hints = typing.get_type_hints(type(config))
+    known = {f.name for f in dataclasses.fields(config)}
+    values: dict[str, Any] = {}
+    for name, text in options.items():
+        if name not in known:
+            raise OptionError(
+                f"{type(config).__name__} has no option {name!r}; it has {', '.join(sorted(known))}"
+            )
+        values[name] = _parse(name, text, hints[name])
+    return replace(config, **values)
+
+
+def _parse(name: str, text: str, hint: Any) -> Any:
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if type(None) in args and text.strip().lower() in ("none", "null"):
+        return None
+    for kind in args:
+        if typing.get_origin(kind) is typing.Literal and text in typing.get_args(kind):
+            return text
+        if kind is bool and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+        if kind is str:
+            return text
+    raise OptionError(f"option {name}: cannot read {text!r} as {hint}")

@@ -54,6 +54,15 @@ class DemoConfig:
 Stage = Callable[[str], None]
 
 
+def _zssr_config(config: DemoConfig, regime: str):
+    from cryozssr.zssr import config_from_preset
+
+    overrides = {"regime": regime or None, "max_iterations": config.zssr_max_iterations}
+    return config_from_preset(
+        config.zssr_preset, **{k: v for k, v in overrides.items() if v is not None}
+    )
+
+
 def run_demo(
     config: DemoConfig,
     *,
@@ -95,9 +104,7 @@ def run_demo(
         prepare_out_dir(run_dir)
         cfg = RunConfig(
             method=method,
-            regime=regime or None,
-            preset=config.zssr_preset if method == "zssr" else None,
-            max_iterations=config.zssr_max_iterations if method == "zssr" else None,
+            method_config=_zssr_config(config, regime) if method == "zssr" else None,
             device=config.device,
             seed=config.seed,
             dose_per_frame_e_per_a2=sim_config.dose_per_frame_e_per_a2,

@@ -8,7 +8,7 @@ others are not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -40,45 +40,22 @@ def _interpolate(kind: str):
 def _shift_add(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     from cryozssr.baselines import shift_add
 
-    return shift_add(x.frames, x.motion, exposure=x.exposure, factor=2), {}
+    options = asdict(cfg.method_config)
+    return shift_add(x.frames, x.motion, exposure=x.exposure, factor=2, **options), {}
 
 
 def _misr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     from cryozssr.baselines import misr
 
-    return misr(x.frames, x.motion, exposure=x.exposure, factor=2), {}
+    options = asdict(cfg.method_config)
+    return misr(x.frames, x.motion, exposure=x.exposure, factor=2, **options), {}
 
 
 def _mmse(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
-    from cryozssr.baselines.mmse import mmse
+    from cryozssr.baselines import mmse
 
-    result = mmse(x.frames, x.motion, exposure=x.exposure)
+    result = mmse(x.frames, x.motion, exposure=x.exposure, config=cfg.method_config)
     return result.image, {"mmse": result.record()}
-
-
-def zssr_config(cfg: RunConfig):
-    """The :class:`cryozssr.zssr.ZssrConfig` a run uses: preset, then regime/iteration overrides."""
-    from cryozssr.zssr import config_from_preset
-
-    overrides: dict[str, Any] = dict(cfg.extra.get("zssr", {}))
-    if cfg.regime is not None:
-        overrides["regime"] = cfg.regime
-    if cfg.max_iterations is not None:
-        overrides["max_iterations"] = cfg.max_iterations
-    return config_from_preset(cfg.preset or "fast", **overrides)
-
-
-def method_record(cfg: RunConfig) -> dict[str, Any] | None:
-    """The options the run's method used, for its JSON (``None``: a method without options)."""
-    from dataclasses import asdict
-
-    from cryozssr.baselines.mmse import MmseConfig
-
-    if cfg.method == "zssr":
-        return asdict(zssr_config(cfg))
-    if cfg.method == "mmse":
-        return asdict(MmseConfig())
-    return None
 
 
 def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
@@ -88,7 +65,7 @@ def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
         x.frames,
         x.motion,
         exposure=x.exposure,
-        config=zssr_config(cfg),
+        config=cfg.method_config,
         device=x.frames.device,
         seed=cfg.seed,
         on_progress=on_progress,

@@ -177,7 +177,7 @@ def process_movie(
         "seed": cfg.seed,
         "device": str(device),
         "config": cfg.to_dict(),
-        "method_config": _jsonable(methods.method_record(cfg)),
+        "method_config": _jsonable(cfg.method_config),
         "motion_config": _jsonable(motion_cfg),
         "input_pixel_size_angstrom": pixel_size,
         "output_pixel_size_angstrom": pixel_size / 2,
