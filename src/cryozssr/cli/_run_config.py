@@ -53,8 +53,7 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         given = sorted(
             "--" + name.replace("_", "-")
             for name in p
-            if name not in KEEP_WITH_CONFIG
-            and _given(ctx, name)
+            if name not in KEEP_WITH_CONFIG and _given(ctx, name)
         )
         if given:
             raise OptionError(f"--config sets every run option: drop {', '.join(given)}")

@@ -38,6 +38,7 @@ from cryozssr.evaluate.spectrum import (
     tile_power_spectrum,
 )
 from cryozssr.ops import rfft_frequency_grid
+from cryozssr.physics import electron_wavelength_angstrom
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,6 @@ class CtfFit:
             "score": self.score,
             "fit_resolution_angstrom": self.fit_resolution_angstrom,
         }
-
-
-def wavelength_angstrom(voltage_kv: float) -> float:
-    """Relativistic electron wavelength in Angstrom."""
-    v = voltage_kv * 1e3
-    return 12.2643 / math.sqrt(v * (1 + 0.978466e-6 * v))
 
 
 def ctf_squared_1d(k_per_angstrom: torch.Tensor, defocus_angstrom: torch.Tensor, scope: Microscope):
@@ -259,7 +254,7 @@ def fit_ctf(
     mean_a = mean_um * 1e4
     phi = torch.atan2(ky.double(), kx.double())
     d_local = mean_a + astig_um * 1e4 * torch.cos(2 * (phi - math.radians(angle)))
-    lam = wavelength_angstrom(scope.voltage_kv)
+    lam = electron_wavelength_angstrom(scope.voltage_kv)
     cs = scope.spherical_aberration_mm * 1e7
     c = lam * d_local * k2d**2 - 0.5 * cs * lam**3 * k2d**4
     disc = (lam * mean_a) ** 2 - 2 * cs * lam**3 * c

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch_fourier_slice.volume_utils import separable_sinc2_correction
 from torch_image_interpolation import sample_image_3d
 
+from cryozssr.physics import interaction_constant
 from cryozssr.simulate.atoms import (
     Atoms,
     apply_symmetry,
@@ -41,7 +42,6 @@ from cryozssr.simulate.scattering import (
     PENG_1996,
     POTENTIAL_PER_SCATTERING_V_A2,
     PROTEIN_VOLUME_A3_PER_DA,
-    interaction_constant,
     scattering_factor,
 )
 

@@ -1,4 +1,5 @@
-"""Electron scattering factors, physical constants and the solvent (vitreous ice) model.
+"""Electron scattering factors and the solvent (vitreous ice) model (the electron's wavelength and
+interaction constant: :mod:`cryozssr.physics`).
 
 Elastic electron scattering factors of neutral atoms are the 5-Gaussian fits of Peng, Ren, Dudarev
 & Whelan (1996), Acta Cryst. A52, 257-276 (fit range s = 0-2 1/A):
@@ -56,19 +57,6 @@ def scattering_factor(element: str, q_per_angstrom: float) -> float:
     """Peng (1996) elastic scattering factor (A) of a neutral atom at ``q`` (cycles/A)."""
     a, b = PENG_1996[element]
     return sum(ai * math.exp(-bi * q_per_angstrom**2 / 4) for ai, bi in zip(a, b, strict=True))
-
-
-def electron_wavelength_angstrom(voltage_kv: float) -> float:
-    """Relativistic electron wavelength (A)."""
-    v = voltage_kv * 1e3
-    return 12.2643 / math.sqrt(v * (1 + 0.978476e-6 * v))
-
-
-def interaction_constant(voltage_kv: float) -> float:
-    """sigma (rad / (V A)): phase shift per volt of potential per A of path (Kirkland 2020)."""
-    v = voltage_kv * 1e3
-    mc2 = 510998.95  # electron rest energy, eV
-    return 2 * math.pi / (electron_wavelength_angstrom(voltage_kv) * v) * (mc2 + v) / (2 * mc2 + v)
 
 
 def water_scattering_squared(q_per_angstrom: float) -> float:

@@ -13,12 +13,12 @@ import torch
 
 from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
+from cryozssr.physics import interaction_constant
 from cryozssr.simulate.scattering import (
     ICE_MOLECULES_PER_A3,
     POTENTIAL_PER_SCATTERING_V_A2,
     ice_mean_inner_potential_volt,
     ice_structure_factor,
-    interaction_constant,
     water_scattering_squared,
 )
 
