@@ -15,6 +15,18 @@ from __future__ import annotations
 import torch
 from torch_fourier_shift import fourier_shift_image_2d
 
+from cryozssr.fourier import box_transfer_rfft, rfft_frequency_grid, rfft_radius
+
+__all__ = [
+    "box_sum",
+    "box_sum_adjoint",
+    "box_transfer_rfft",  # defined in cryozssr.fourier
+    "fourier_shift",
+    "normalise",
+    "rfft_frequency_grid",  # defined in cryozssr.fourier
+    "rfft_radius",  # defined in cryozssr.fourier
+]
+
 
 def fourier_shift(image: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
     """Translate ``(..., h, w)`` images by ``(..., 2)`` ``(y, x)`` shifts with a Fourier phase ramp.
@@ -42,46 +54,6 @@ def box_sum(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
 def box_sum_adjoint(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Adjoint of :func:`box_sum`: copy every pixel into its ``factor x factor`` block."""
     return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-
-
-def rfft_frequency_grid(
-    shape: tuple[int, int], *, device: torch.device | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ky, kx)`` grids in cycles/pixel for ``torch.fft.rfft2`` of an image of ``shape``.
-
-    Returns two ``(h, w // 2 + 1)`` tensors.
-    """
-    h, w = shape
-    ky = torch.fft.fftfreq(h, device=device)[:, None].expand(h, w // 2 + 1)
-    kx = torch.fft.rfftfreq(w, device=device)[None, :].expand(h, w // 2 + 1)
-    return ky, kx
-
-
-def rfft_radius(shape: tuple[int, int], *, device: torch.device | None = None) -> torch.Tensor:
-    """Radial spatial frequency ``|k|`` in cycles/pixel on the ``rfft2`` grid of ``shape``."""
-    ky, kx = rfft_frequency_grid(shape, device=device)
-    return torch.sqrt(ky**2 + kx**2)
-
-
-def box_transfer_rfft(shape: tuple[int, int], factor: int = 2, *, device=None) -> torch.Tensor:
-    """Amplitude transfer of the discrete ``factor x factor`` box *average* on the fine grid (rfft layout).
-
-    ``D(ky) * D(kx)`` with ``D(k) = sin(pi f k) / (f sin(pi k))`` (``cos(pi k)`` for ``f = 2``), k in
-    cycles per fine pixel. This is what :func:`box_sum` (divided by ``f^2``) does to an image already
-    sampled on the fine grid; the block-centre phase ramp (half a fine pixel per axis for ``f = 2``)
-    is left out. Together with the fine pixel's own aperture ``sinc(k)`` it gives the coarse pixel's
-    aperture ``sinc(f k)``.
-    """
-    ky, kx = rfft_frequency_grid(shape, device=device)
-
-    def dirichlet(k: torch.Tensor) -> torch.Tensor:
-        den = factor * torch.sin(torch.pi * k)
-        safe = torch.where(den.abs() < 1e-12, torch.ones_like(den), den)
-        return torch.where(
-            den.abs() < 1e-12, torch.ones_like(k), torch.sin(torch.pi * factor * k) / safe
-        )
-
-    return dirichlet(ky) * dirichlet(kx)
 
 
 def normalise(image: torch.Tensor) -> tuple[torch.Tensor, float, float]:

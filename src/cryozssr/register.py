@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from cryozssr.ops import rfft_radius
+from cryozssr.fourier import rfft_radius, shell_index
 
 
 def _upsampled_dft_patch(
@@ -96,7 +96,7 @@ def frc_curve(
     fb = torch.fft.rfft2(b.double())
     n = n_shells or min(h, w) // 2
     r = rfft_radius((h, w), device=a.device).double()
-    shell = torch.clamp((r * 2 * n).round().long(), max=n)  # shell i centred on i / (2n)
+    shell = shell_index(r, 2 * n, max_shell=n)  # shell i centred on i / (2n)
     # count the non-redundant half plane once, the mirrored columns twice
     weight = torch.ones_like(r)
     weight[:, 1 : (w - 1) // 2 + 1] = 2.0

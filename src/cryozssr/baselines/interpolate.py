@@ -13,8 +13,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from cryozssr.baselines._fourier import fourier_upsample_spectrum
 from cryozssr.errors import OptionError
+from cryozssr.fourier import fourier_upsample_spectrum
 
 UpsampleMethod = Literal["bilinear", "bicubic", "fourier"]
 UPSAMPLE_METHODS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")

@@ -64,14 +64,15 @@ from dataclasses import dataclass
 import torch
 
 from cryozssr.baselines._common import check_movie, exposure_filters, rms_exposure_filter
-from cryozssr.baselines._fourier import (
+from cryozssr.dose import Exposure
+from cryozssr.errors import OptionError
+from cryozssr.fourier import (
     alias_frequencies,
     assemble_hr_spectrum,
     box_response,
+    shell_index,
     zero_padding_weights,
 )
-from cryozssr.dose import Exposure
-from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
 
 UNIT_TRANSFER_FLOOR = 1e-2
@@ -118,7 +119,7 @@ class RadialSpectrum:
     def at(self, radius_cycles_per_px: torch.Tensor) -> torch.Tensor:
         """The power per pixel at ``radius_cycles_per_px`` (nearest shell)."""
         table = self.power_per_px.to(radius_cycles_per_px.device, torch.float64)
-        index = (radius_cycles_per_px / self.shell_width_cycles).round().long()
+        index = shell_index(radius_cycles_per_px, 1.0 / self.shell_width_cycles)
         return table[index.clamp(0, table.numel() - 1)]
 
 
@@ -280,7 +281,7 @@ def _solve_tile(
         x = assemble_hr_spectrum(both[..., 0].reshape(h, w, f, f))
         gain = both[..., 1:].diagonal(dim1=-2, dim2=-1).real
         gain = assemble_hr_spectrum(gain.reshape(h, w, f, f))
-        shell = (assemble_hr_spectrum(rad_hr) * max(f * h, f * w)).round().long().flatten()
+        shell = shell_index(assemble_hr_spectrum(rad_hr), max(f * h, f * w)).flatten()
         mean_gain = torch.zeros(int(shell.max()) + 1, dtype=torch.float64, device=dev)
         mean_gain.index_add_(0, shell, gain.flatten())
         mean_gain /= torch.bincount(shell, minlength=mean_gain.numel()).clamp(min=1)

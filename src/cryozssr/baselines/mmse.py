@@ -42,6 +42,7 @@ from cryozssr.baselines.config import MmseConfig
 from cryozssr.baselines.misr import RadialSpectrum, misr, smooth_shells
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
+from cryozssr.fourier import shell_index
 from cryozssr.motion.averages import even_odd_frames
 from cryozssr.motion.field import MotionField
 from cryozssr.register import band_mean, frc_curve
@@ -87,7 +88,7 @@ def half_set_spectrum(
     ky = torch.fft.fftfreq(h, dtype=torch.float64, device=a.device)[:, None]
     kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=a.device)[None, :]
     width = 1.0 / max(h, w)
-    shell = (torch.sqrt(ky**2 + kx**2) / width).round().long().flatten()
+    shell = shell_index(torch.sqrt(ky**2 + kx**2), max(h, w)).flatten()
     n = int(shell.max()) + 1
     total = torch.zeros(n, dtype=torch.float64, device=a.device).index_add_(
         0, shell, cross.flatten()

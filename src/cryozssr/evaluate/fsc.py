@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from cryozssr.fourier import shell_index
+
 
 def fsc_curve(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """FSC of two ``(d, d, d)`` maps: ``(k, fsc)``, ``d // 2`` shells 1/d wide, ``k`` in cycles/voxel."""
@@ -20,7 +22,7 @@ def fsc_curve(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     ky = torch.fft.fftfreq(d, device=a.device, dtype=torch.float64)[None, :, None]
     kx = torch.fft.rfftfreq(d, device=a.device, dtype=torch.float64)[None, None, :]
     n = d // 2
-    shell = torch.clamp((torch.sqrt(kz**2 + ky**2 + kx**2) * d).round().long(), max=n).flatten()
+    shell = shell_index(torch.sqrt(kz**2 + ky**2 + kx**2), d, max_shell=n).flatten()
     weight = torch.ones(fa.shape, dtype=torch.float64, device=a.device)
     weight[..., 1 : (d - 1) // 2 + 1] = 2.0
     weight = weight.flatten()

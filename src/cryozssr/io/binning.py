@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cryozssr.errors import InputError, OptionError
+from cryozssr.fourier import crop_rfft
 from cryozssr.io.movie import Movie, require_pixel_size
 from cryozssr.io.write import open_mrc_writer
 from cryozssr.ops import box_sum
@@ -38,9 +39,7 @@ def fourier_crop(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
     if h % factor or w % factor:
         raise ValueError(f"image shape {(h, w)} is not divisible by {factor}")
     hh, ww = h // factor, w // factor
-    spectrum = torch.fft.rfft2(image.to(torch.float32))
-    rows = torch.cat([spectrum[..., : (hh + 1) // 2, :], spectrum[..., h - hh // 2 :, :]], dim=-2)
-    cropped = rows[..., : ww // 2 + 1]
+    cropped = crop_rfft(torch.fft.rfft2(image.to(torch.float32)), (hh, ww))
     return torch.fft.irfft2(cropped, s=(hh, ww))
 
 

@@ -11,49 +11,14 @@ import math
 
 import torch
 
+from cryozssr.fourier import phase_ramp
+
 
 def crop_size(n: int, max_frequency: float) -> int:
     """Even size of the Fourier-cropped axis keeping ``|k| < max_frequency`` (cycles/px) of ``n``."""
     if max_frequency >= 0.5:
         return n
     return max(8, min(n, 2 * math.ceil(max_frequency * n)))
-
-
-def cropped_rfft(images: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
-    """``rfft2`` of ``(..., h, w)`` images keeping the ``crop = (hc, wc)`` lowest frequencies.
-
-    Returns ``(..., hc, wc // 2 + 1)`` complex, rows in FFT order (non-negative then negative).
-    """
-    h, _w = images.shape[-2:]
-    hc, wc = crop
-    spec = torch.fft.rfft2(images)
-    if hc < h:
-        spec = torch.cat([spec[..., : hc // 2, :], spec[..., h - hc // 2 :, :]], dim=-2)
-    return spec[..., : wc // 2 + 1]
-
-
-def cropped_frequencies(
-    shape: tuple[int, int], crop: tuple[int, int], *, device=None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequencies ``(hc,)`` and ``(wc//2+1,)`` in cycles per original pixel of :func:`cropped_rfft`."""
-    h, w = shape
-    hc, wc = crop
-    ky = torch.fft.fftfreq(h, device=device, dtype=torch.float64)
-    if hc < h:
-        ky = torch.cat([ky[: hc // 2], ky[h - hc // 2 :]])
-    kx = torch.fft.rfftfreq(w, device=device, dtype=torch.float64)[: wc // 2 + 1]
-    return ky, kx
-
-
-def phase_ramp(ky: torch.Tensor, kx: torch.Tensor, shifts_px: torch.Tensor) -> torch.Tensor:
-    """``exp(-2 pi i k.s)``: the spectrum factor moving content by ``(..., 2)`` shifts, ``(..., hc, wr)``.
-
-    Separable: two small float64 exponentials and one complex64 outer product.
-    """
-    s = shifts_px.to(torch.float64)
-    ey = torch.exp(-2j * math.pi * ky * s[..., 0, None]).to(torch.complex64)  # (..., hc)
-    ex = torch.exp(-2j * math.pi * kx * s[..., 1, None]).to(torch.complex64)  # (..., wr)
-    return ey[..., :, None] * ex[..., None, :]
 
 
 def _correlation_at(

@@ -19,7 +19,7 @@ import torch
 
 from cryozssr.dose import Exposure, exposure_filter_rfft, frame_doses
 from cryozssr.errors import OptionError
-from cryozssr.motion._align import cropped_frequencies, phase_ramp
+from cryozssr.fourier import cropped_frequencies, phase_ramp
 from cryozssr.motion.field import MotionField
 from cryozssr.motion.warp import tile_centres, tiled_shift
 from cryozssr.ops import fourier_shift

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from cryozssr.errors import InputError, OptionError
+from cryozssr.fourier import cropped_frequencies, cropped_rfft
 from cryozssr.motion import _align
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import fourier_shift
@@ -130,13 +131,10 @@ def _estimate_stack(
     h, w = stacks.shape[-2:]
     crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
     spec = torch.stack(
-        [
-            _align.cropped_rfft(s - s.mean(dim=(-2, -1), keepdim=True), crop)
-            for s in stacks.unbind(-3)
-        ],
+        [cropped_rfft(s - s.mean(dim=(-2, -1), keepdim=True), crop) for s in stacks.unbind(-3)],
         dim=-3,
     )
-    ky, kx = _align.cropped_frequencies((h, w), crop, device=stacks.device)
+    ky, kx = cropped_frequencies((h, w), crop, device=stacks.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
     filt[0, 0] = 0.0

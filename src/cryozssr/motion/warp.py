@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cryozssr.motion._align import phase_ramp
+from cryozssr.fourier import phase_ramp
 
 _PAD = 4  # zero padding beyond the largest shift (the windows are ~0 there)
 

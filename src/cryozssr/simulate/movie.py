@@ -42,6 +42,7 @@ from torch_ctf import calculate_ctf_2d
 from cryozssr.dose import critical_exposure, frame_doses
 from cryozssr.motion.field import MotionField
 from cryozssr.motion.warp import tile_centres, tiled_shift
+from cryozssr.fourier import phase_ramp
 from cryozssr.ops import box_sum, rfft_radius
 from cryozssr.simulate.config import SimulationConfig
 from cryozssr.simulate.detector import detector_transfer_rfft
@@ -101,14 +102,11 @@ class SimulatedMovie:
 
 
 def _phase_ramp(shape, shift, *, device=None) -> torch.Tensor:
-    """``exp(-2 pi i k.shift)`` on an rfft grid ``(..., h, w//2+1)`` for ``(..., 2)`` shifts
-    (moves content by ``+shift`` pixels)."""
+    """:func:`cryozssr.fourier.phase_ramp` on the rfft grid of ``shape`` for ``(..., 2)`` shifts."""
     shift = torch.as_tensor(shift, dtype=torch.float32, device=device)
     ky = torch.fft.fftfreq(shape[0], device=device)
     kx = torch.fft.rfftfreq(shape[1], device=device)
-    ry = torch.polar(torch.ones_like(ky), -2 * math.pi * ky * shift[..., 0, None])
-    rx = torch.polar(torch.ones_like(kx), -2 * math.pi * kx * shift[..., 1, None])
-    return ry[..., :, None] * rx[..., None, :]
+    return phase_ramp(ky, kx, shift)
 
 
 def _motion_blur(shape, travel, *, device=None) -> torch.Tensor:
