@@ -83,7 +83,10 @@ BAD = {
     "single 2D image": (_single_image, "single 2D image"),
     "NaN in frames": (_nan_frames, "frame 2 holds 1 NaN/Inf values"),
     "gain shape mismatch": (_gain_mismatch, "gain reference shape (8, 6) does not match"),
-    "missing pixel size": (_no_pixel_size, "no pixel size in the header; pass --pixel-size"),
+    "missing pixel size": (
+        _no_pixel_size,
+        "no pixel size in the header (set it with --pixel-size)",
+    ),
 }
 
 

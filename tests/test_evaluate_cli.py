@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -235,3 +236,13 @@ def test_without_truth_gives_half_set_frc_and_ctf_fits_only(dataset, tmp_path, m
         abs(rows["LR"]["ctf_fits"]["mic_0000"]["defocus_u_angstrom"] - DEFOCUS[0])
         < 0.02 * DEFOCUS[0]
     )
+
+
+def test_importing_the_report_sets_no_matplotlib_backend():
+    """No global state at import: the report draws on Figure objects, pyplot is never loaded."""
+    code = (
+        "import sys, cryozssr.evaluate.report\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -55,8 +55,9 @@ def test_tiff_movies_read_flipped_along_rows_like_relion(tmp_path, compression, 
 def test_pixel_size_override_and_requirement(tmp_path):
     path = tmp_path / "movie.tiff"
     tifffile.imwrite(path, COUNTS.astype(np.uint16), photometric="minisblack")
-    with open_movie(path) as movie, pytest.raises(InputError, match="pass --pixel-size"):
+    with open_movie(path) as movie, pytest.raises(InputError, match="no pixel size") as err:
         require_pixel_size(movie)
+    assert err.value.option == "pixel_size_angstrom" and "--" not in str(err.value)
     with open_movie(path, pixel_size_angstrom=0.5) as movie:
         assert require_pixel_size(movie) == 0.5
     mrc = write_mrc(tmp_path / "m.mrc", COUNTS, pixel_size_angstrom=1.2)

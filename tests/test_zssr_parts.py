@@ -22,7 +22,7 @@ from cryozssr.zssr.pairs import (
     random_crops,
     training_pair,
 )
-from cryozssr.zssr.train import loss_plateaued
+from cryozssr.zssr.train import Trainer, loss_plateaued
 
 
 def _smooth(h: int, w: int, *, seed: int = 0, cutoff: float = 0.15) -> torch.Tensor:
@@ -186,3 +186,9 @@ def test_config_errors_are_option_errors():
         ZssrConfig(regime="conference")  # type: ignore[arg-type]
     assert config_from_preset("fast", regime="workshop").use_shiftnet
     assert not config_from_preset("paper").use_shiftnet
+
+
+def test_building_a_trainer_leaves_the_global_rng_as_it_was():
+    state = torch.random.get_rng_state()
+    Trainer(config_from_preset("fast"), device=torch.device("cpu"), seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)

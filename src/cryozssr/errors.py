@@ -2,7 +2,15 @@
 
 
 class CryoZssrError(Exception):
-    """Base class for errors caused by the user's input, options or environment."""
+    """Base class for errors caused by the user's input, options or environment.
+
+    ``option`` names the library option that would fix it (e.g. ``"pixel_size_angstrom"``), in the
+    library's words; a front end maps it to its own spelling (the CLI: ``--pixel-size``).
+    """
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class InputError(CryoZssrError):

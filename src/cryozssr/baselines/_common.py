@@ -17,7 +17,7 @@ def check_movie(
         raise ValueError(f"{method} takes frames of shape (t, h, w), got {tuple(frames.shape)}")
     if frames.shape[0] < min_frames:
         raise OptionError(
-            f"--method {method} needs a movie with at least {min_frames} frames, got {frames.shape[0]}"
+            f"{method} needs a movie with at least {min_frames} frames, got {frames.shape[0]}"
         )
     if motion.n_frames != frames.shape[0]:
         raise ValueError(f"motion has {motion.n_frames} frames but the movie has {frames.shape[0]}")

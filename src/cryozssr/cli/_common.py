@@ -19,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cryozssr.errors import CryoZssrError
+
 T = TypeVar("T")
 
 # results (tables) go to stdout; wide when redirected to a file, so tables are not folded
@@ -59,3 +61,17 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     """Iterate with a progress bar on stderr."""
     with progress() as bar:
         yield from bar.track(items, description=description, total=total)
+
+
+FLAGS = {
+    "pixel_size_angstrom": "--pixel-size",
+    "gain_rot": "--gain-rot",
+    "dose_per_frame_e_per_a2": "--dose-per-frame",
+}
+"""The command-line spelling of the library options that errors name (``CryoZssrError.option``)."""
+
+
+def error_line(exc: CryoZssrError) -> str:
+    """The one line a user sees: the library's message, then the flag that sets its option."""
+    flag = FLAGS.get(exc.option or "")
+    return f"cryozssr: error: {exc}" + (f" (set it with {flag})" if flag else "")

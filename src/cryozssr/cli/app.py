@@ -10,6 +10,7 @@ import typer
 from cryozssr import __version__
 from cryozssr.cli import bin as bin_cmd
 from cryozssr.cli import demo, evaluate, info, run, simulate
+from cryozssr.cli._common import error_line
 from cryozssr.errors import CryoZssrError
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def main() -> None:
     try:
         app()
     except CryoZssrError as exc:
-        sys.stderr.write(f"cryozssr: error: {exc}\n")
+        sys.stderr.write(error_line(exc) + "\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("cryozssr: interrupted\n")

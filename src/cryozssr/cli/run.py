@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from cryozssr.cli._common import command_line, err_console, progress
+from cryozssr.cli._common import command_line, err_console, error_line, progress
 from cryozssr.errors import CryoZssrError
 
 _IN = "Input"
@@ -201,7 +201,7 @@ def run(
             except CryoZssrError as exc:
                 if not keep_going:
                     raise
-                err_console.print(f"cryozssr: error: {exc}", markup=False, highlight=False)
+                err_console.print(error_line(exc), markup=False, highlight=False)
                 failed.append(path.name)
             else:
                 bar.console.print(

@@ -1,6 +1,7 @@
 """Writing an evaluation: ``evaluation.json`` (every figure and curve), PNG plots, ``report.html``.
 
-Plots use matplotlib's Agg backend; the HTML report embeds them (base64), so it is one file.
+Plots are :class:`matplotlib.figure.Figure` objects drawn by the Agg renderer when saved (no pyplot,
+no global backend switch at import); the HTML report embeds them (base64), so it is one file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 from cryozssr.evaluate.compare import Row
 from cryozssr.io import atomic_path
@@ -76,8 +74,13 @@ def to_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, without pyplot's global state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _display(img: torch.Tensor) -> torch.Tensor:
@@ -95,7 +98,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
     stem = next((s for r in rows for s in r.ctf_fits), None)
     n = len(rows)
     if stem is not None:
-        fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
+        fig, axes = _subplots(1, n, figsize=(3 * n, 3.2), squeeze=False)
         for ax, r in zip(axes[0], rows, strict=True):
             spec = r.ctf_fits[stem].spectrum_2d
             ax.imshow(_display(spec).numpy(), cmap="gray")
@@ -106,7 +109,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
         fig.suptitle(f"background-subtracted power spectra ({stem})", fontsize=10)
         paths.append(_save(fig, out_dir / "spectra.png"))
 
-        fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False, sharex=True)
+        fig, axes = _subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False, sharex=True)
         for ax, r in zip(axes[:, 0], rows, strict=True):
             f = r.ctf_fits[stem]
             k = f.k_per_angstrom.numpy()
@@ -125,7 +128,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
 
     nyq = 0.5 / lr_pixel_angstrom
     if any(key in r.curves for r in rows for key in ("frc", "half_frc")):
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = _subplots(figsize=(7, 4))
         for i, r in enumerate(rows):
             colour = f"C{i}"
             if "frc" in r.curves:
@@ -144,7 +147,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
         ax.legend(fontsize=8)
         paths.append(_save(fig, out_dir / "frc.png"))
     if any("fsc_half" in r.curves for r in rows):
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        fig, axes = _subplots(1, 2, figsize=(12, 4))
         for ax, key, thr, title in (
             (axes[0], "fsc_half", 0.143, "half-map FSC"),
             (axes[1], "fsc_truth", 0.5, "FSC against the true map"),
@@ -160,7 +163,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
         paths.append(_save(fig, out_dir / "fsc.png"))
     crops = [r for r in rows if r.crop is not None]
     if crops:
-        fig, axes = plt.subplots(1, len(crops), figsize=(3 * len(crops), 3.2), squeeze=False)
+        fig, axes = _subplots(1, len(crops), figsize=(3 * len(crops), 3.2), squeeze=False)
         for ax, r in zip(axes[0], crops, strict=True):
             ax.imshow(_display(r.crop).numpy(), cmap="gray", interpolation="nearest")
             ax.set_title(r.name, fontsize=9)

@@ -98,7 +98,8 @@ class Movie:
         if gain is not None and tuple(gain.shape) != self.shape:
             raise InputError(
                 f"gain reference shape {tuple(gain.shape)} does not match movie {self.path} "
-                f"frames {self.shape} (check --gain-rot)"
+                f"frames {self.shape}",
+                option="gain_rot",
             )
         out = torch.empty((self.n_frames, *self.shape), dtype=torch.float32, device=device)
         if gain is not None:
@@ -136,7 +137,10 @@ def open_movie(
     :class:`~cryozssr.errors.InputError`, as do missing, truncated, corrupt or unknown files.
     """
     if pixel_size_angstrom is not None and not pixel_size_angstrom > 0:
-        raise OptionError(f"--pixel-size must be positive, got {pixel_size_angstrom}")
+        raise OptionError(
+            f"the pixel size must be positive, got {pixel_size_angstrom}",
+            option="pixel_size_angstrom",
+        )
     backend = open_backend(Path(path), eer_fractions=eer_fractions)
     if backend.n_frames < 2:
         backend.close()
@@ -145,9 +149,9 @@ def open_movie(
 
 
 def require_pixel_size(movie: Movie) -> float:
-    """The movie's pixel size in Å, or an InputError telling the user to pass ``--pixel-size``."""
+    """The movie's pixel size in Å, or an InputError asking for ``pixel_size_angstrom``."""
     if movie.pixel_size_angstrom is None:
-        raise InputError(f"{movie.path}: no pixel size in the header; pass --pixel-size")
+        raise InputError(f"{movie.path}: no pixel size in the header", option="pixel_size_angstrom")
     return movie.pixel_size_angstrom
 
 

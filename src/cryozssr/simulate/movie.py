@@ -40,9 +40,9 @@ import torch
 from torch_ctf import calculate_ctf_2d
 
 from cryozssr.dose import critical_exposure, frame_doses
+from cryozssr.fourier import phase_ramp
 from cryozssr.motion.field import MotionField
 from cryozssr.motion.warp import tile_centres, tiled_shift
-from cryozssr.fourier import phase_ramp
 from cryozssr.ops import box_sum, rfft_radius
 from cryozssr.simulate.config import SimulationConfig
 from cryozssr.simulate.detector import detector_transfer_rfft

@@ -53,7 +53,9 @@ class Trainer:
     def __init__(self, config: ZssrConfig, *, device: torch.device, seed: int = 0) -> None:
         self.config = config
         self.device = device
-        with torch.random.fork_rng(devices=[]):
+        # torch.manual_seed seeds the CPU and every CUDA device: fork (and so restore) them all
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             self.model = SRNet(channels=config.channels, res_blocks=config.res_blocks).to(device)
             self.shiftnet = ShiftNet().to(device) if config.use_shiftnet else None
