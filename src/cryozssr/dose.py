@@ -7,6 +7,7 @@ spatial frequency k after cumulative exposure N: ``exp(-N / (2 N_e(k)))``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -94,6 +95,7 @@ def dose_weights_rfft(
     pixel_size_angstrom: float,
     voltage_kv: float = 300.0,
     pre_exposure: float = 0.0,
+    frame_indices: Sequence[int] | None = None,
     device: torch.device | None = None,
 ) -> torch.Tensor:
     """Per-frame weights ``(t, h, w//2+1)`` of a dose-weighted *average* (Grant & Grigorieff 2015).
@@ -101,12 +103,13 @@ def dose_weights_rfft(
     ``w_t(k) = q_t(k) / sqrt(t * sum_s q_s(k)^2)`` with ``q_t`` the exposure filter at frame t's
     mid-frame dose. The weights maximise the SNR at every k (matched filter), make the noise power
     flat in k (equal to that of the plain average), and reduce to the plain average at k = 0.
+    ``frame_indices`` averages a subset of the movie's ``n_frames`` (e.g. the even frames), each at
+    its own dose; ``t`` is then their number.
     """
+    doses = frame_doses(n_frames, dose_per_frame_e_per_a2, pre_exposure=pre_exposure)
+    if frame_indices is not None:
+        doses = doses[list(frame_indices)]
     q = exposure_filter_rfft(
-        shape,
-        frame_doses(n_frames, dose_per_frame_e_per_a2, pre_exposure=pre_exposure),
-        pixel_size_angstrom=pixel_size_angstrom,
-        voltage_kv=voltage_kv,
-        device=device,
+        shape, doses, pixel_size_angstrom=pixel_size_angstrom, voltage_kv=voltage_kv, device=device
     )
-    return q / torch.sqrt(n_frames * (q**2).sum(dim=0, keepdim=True)).clamp(min=1e-12)
+    return q / torch.sqrt(q.shape[0] * (q**2).sum(dim=0, keepdim=True)).clamp(min=1e-12)

@@ -1,8 +1,8 @@
 """FRC of a micrograph against a reference after sub-pixel registration. Pure tensor code.
 
-The FRC itself is :func:`cryozssr.register.frc_curve` (vectorised: one ``bincount`` per sum; on a
-shared 2-core CPU it is 10-100x faster than torch-fourier-shell-correlation's per-shell loop, see
-``bench/frc_speed.py``).
+The FRC itself is :func:`cryozssr.register.frc_curve` (vectorised: one ``bincount`` per sum; its
+speed against torch-fourier-shell-correlation's per-shell loop is measured by
+``bench/bench_evaluate.py``).
 """
 
 from __future__ import annotations

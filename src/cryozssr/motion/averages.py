@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cryozssr.dose import Exposure, exposure_filter_rfft, frame_doses
+from cryozssr.dose import Exposure, dose_weights_rfft
 from cryozssr.errors import OptionError
 from cryozssr.fourier import cropped_frequencies, phase_ramp
 from cryozssr.motion.field import MotionField
@@ -62,20 +62,16 @@ def dose_weighted_average(
     h, w = frames.shape[-2:]
     weights = None
     if exposure.dose_per_frame_e_per_a2 is not None:
-        doses = frame_doses(
-            frames.shape[0],
-            exposure.dose_per_frame_e_per_a2,
-            pre_exposure=exposure.pre_exposure_e_per_a2,
-        )
-        q = exposure_filter_rfft(
+        weights = dose_weights_rfft(
             (h, w),
-            doses[idx],
+            frames.shape[0],
+            dose_per_frame_e_per_a2=exposure.dose_per_frame_e_per_a2,
             pixel_size_angstrom=exposure.pixel_size_angstrom,
             voltage_kv=exposure.voltage_kv,
+            pre_exposure=exposure.pre_exposure_e_per_a2,
+            frame_indices=idx,
             device=frames.device,
         )
-        # the weights of cryozssr.dose.dose_weights_rfft, over the selected frames
-        weights = q / torch.sqrt(len(idx) * (q**2).sum(dim=0, keepdim=True)).clamp(min=1e-12)
     g = motion.global_shifts_px.to(frames.device, torch.float32)
     if motion.local_shifts_px is None:
         ky, kx = _frequencies(frames)
