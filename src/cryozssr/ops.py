@@ -13,6 +13,7 @@ Conventions used throughout cryozssr:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch_fourier_shift import fourier_shift_image_2d
 
 from cryozssr.fourier import box_transfer_rfft, rfft_frequency_grid, rfft_radius
@@ -22,6 +23,7 @@ __all__ = [
     "box_sum_adjoint",
     "box_transfer_rfft",  # defined in cryozssr.fourier
     "fourier_shift",
+    "interpolate_up",
     "normalise",
     "rfft_frequency_grid",  # defined in cryozssr.fourier
     "rfft_radius",  # defined in cryozssr.fourier
@@ -54,6 +56,19 @@ def box_sum(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
 def box_sum_adjoint(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """Adjoint of :func:`box_sum`: copy every pixel into its ``factor x factor`` block."""
     return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+def interpolate_up(
+    images: torch.Tensor, factor: int = 2, *, mode: str = "bilinear"
+) -> torch.Tensor:
+    """``(..., h, w)`` -> ``(..., f h, f w)`` by ``torch.nn.functional.interpolate`` (``bilinear`` or
+    ``bicubic``) on the project's grid: ``align_corners=False``, LR pixel ``I`` covers HR pixels
+    ``f I .. f I + f - 1``. Values per pixel are kept (divide by ``f^2`` for counts per HR pixel)."""
+    lead, (h, w) = images.shape[:-2], images.shape[-2:]
+    up = F.interpolate(
+        images.reshape(-1, 1, h, w), scale_factor=factor, mode=mode, align_corners=False
+    )
+    return up.reshape(*lead, *up.shape[-2:])
 
 
 def normalise(image: torch.Tensor) -> tuple[torch.Tensor, float, float]:

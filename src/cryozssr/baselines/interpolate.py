@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from cryozssr.errors import OptionError
 from cryozssr.fourier import fourier_upsample_spectrum
+from cryozssr.ops import interpolate_up
 
 UpsampleMethod = Literal["bilinear", "bicubic", "fourier"]
 UPSAMPLE_METHODS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
@@ -44,7 +44,4 @@ def upsample(
     if method == "fourier":
         spectrum = fourier_upsample_spectrum(torch.fft.fft2(x.double()), factor)
         return torch.fft.ifft2(spectrum).real.to(dtype)
-    lead, (h, w) = x.shape[:-2], x.shape[-2:]
-    flat = x.reshape(-1, 1, h, w)
-    out = F.interpolate(flat, scale_factor=factor, mode=method, align_corners=False)
-    return out.reshape(*lead, factor * h, factor * w) / factor**2
+    return interpolate_up(x, factor, mode=method) / factor**2

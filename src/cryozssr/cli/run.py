@@ -152,7 +152,7 @@ def run(
     params = {k: v for k, v in locals().items() if k != "ctx"}
     from cryozssr.cli._run_config import build_run_config
     from cryozssr.device import resolve_device
-    from cryozssr.io import expand_movie_inputs, read_gain
+    from cryozssr.io import expand_movie_inputs, movie_stem, read_gain
     from cryozssr.pipeline import process_movie
     from cryozssr.pipeline.batch import (
         parse_shard,
@@ -161,7 +161,7 @@ def run(
         write_star_from_records,
     )
     from cryozssr.pipeline.batch import shard as take_shard
-    from cryozssr.pipeline.movie import movie_stem, output_paths
+    from cryozssr.pipeline.movie import output_paths
 
     cfg = build_run_config(ctx, **params)
     gain = Path(cfg.gain_path) if cfg.gain_path else None

@@ -17,7 +17,7 @@ import torch
 
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
-from cryozssr.io import open_movie, read_image
+from cryozssr.io import movie_stem, open_movie, read_image
 
 PARTICLE_COLUMNS = (
     "rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot", "rlnAngleTilt",
@@ -129,7 +129,7 @@ class SimDir:
         return str(self.info.get("symmetry") or cfg.get("symmetry") or "C1")
 
     def particles_of(self, stem: str) -> pd.DataFrame:
-        names = self.particles["rlnMicrographName"].map(lambda s: _stem_of(str(s)))
+        names = self.particles["rlnMicrographName"].map(lambda s: movie_stem(str(s)))
         return self.particles[names == stem]
 
     def read_hr_movie(self, stem: str) -> torch.Tensor:
@@ -138,14 +138,6 @@ class SimDir:
             raise InputError(f"{p}: HR movie missing from the simulation folder")
         with open_movie(p) as movie:
             return movie.read()
-
-
-def _stem_of(name: str) -> str:
-    base = Path(name).name
-    for ext in (".mrcs", ".mrc", ".tiff", ".tif", ".eer"):
-        if base.lower().endswith(ext):
-            return base[: -len(ext)]
-    return Path(base).stem
 
 
 def read_sim_dir(path: str | Path) -> SimDir:

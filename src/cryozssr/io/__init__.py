@@ -10,7 +10,7 @@ Orientation: MRC and EER frames are read as stored; TIFF images are flipped alon
 
 from cryozssr.io.binning import BinResult, bin_movie, fourier_crop
 from cryozssr.io.gain import orient_gain, read_gain
-from cryozssr.io.inputs import MOVIE_EXTENSIONS, expand_movie_inputs
+from cryozssr.io.inputs import MOVIE_EXTENSIONS, expand_movie_inputs, movie_stem
 from cryozssr.io.movie import Movie, open_movie, read_image, require_pixel_size
 from cryozssr.io.summary import MovieSummary, summarise_movie
 from cryozssr.io.write import (
@@ -32,6 +32,7 @@ __all__ = [
     "bin_movie",
     "expand_movie_inputs",
     "fourier_crop",
+    "movie_stem",
     "open_movie",
     "open_mrc_writer",
     "orient_gain",

@@ -11,10 +11,20 @@ import starfile
 from cryozssr.errors import InputError
 from cryozssr.io._backends import EER_EXTENSIONS, MRC_EXTENSIONS
 
-__all__ = ["MOVIE_EXTENSIONS", "expand_movie_inputs"]
+__all__ = ["MOVIE_EXTENSIONS", "expand_movie_inputs", "movie_stem"]
 
 #: Extensions taken as movies when a folder is given (``.gain`` is a gain reference, not a movie).
 MOVIE_EXTENSIONS = (*MRC_EXTENSIONS, ".tif", ".tiff", *EER_EXTENSIONS)
+
+
+def movie_stem(path: str | Path) -> str:
+    """A movie's file name without its movie extension (``a.mrcs`` -> ``a``): the stem of its
+    outputs and of the micrograph names that STAR files and run records share."""
+    name = Path(path).name
+    for ext in MOVIE_EXTENSIONS:
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
 
 
 def _from_star(path: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import torch
 
 from cryozssr import __version__
 from cryozssr.dose import Exposure
-from cryozssr.io import open_movie, require_pixel_size, write_mrc
+from cryozssr.io import movie_stem, open_movie, require_pixel_size, write_mrc
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
 from cryozssr.pipeline import methods
@@ -41,14 +41,6 @@ class MovieResult:
 def output_paths(out_dir: Path, stem: str) -> tuple[Path, Path, Path]:
     """``(<stem>_sr.mrc, <stem>_avg.mrc, <stem>.json)`` in ``out_dir``."""
     return out_dir / f"{stem}_sr.mrc", out_dir / f"{stem}_avg.mrc", out_dir / f"{stem}.json"
-
-
-def movie_stem(path: Path) -> str:
-    name = path.name
-    for ext in (".mrcs", ".mrc", ".tiff", ".tif", ".eer"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
 
 
 def _exposure(

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cryozssr.ops import interpolate_up
+
 
 def upsample2x(images: torch.Tensor) -> torch.Tensor:
-    """Bilinear 2x upsampling of ``(..., h, w)`` on the project's grid (LR pixel I -> HR 2I, 2I+1)."""
-    lead = images.shape[:-2]
-    x = images.reshape(-1, 1, *images.shape[-2:])
-    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-    return up.reshape(*lead, *up.shape[-2:])
+    """Bilinear 2x upsampling of ``(..., h, w)`` (:func:`cryozssr.ops.interpolate_up`)."""
+    return interpolate_up(images, 2)
 
 
 class ResidualBlock(nn.Module):
