@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from torch_ctf import calculate_ctf_2d
 from torch_fourier_slice import project_3d_to_2d
 
+from cryozssr.errors import OptionError
 from cryozssr.evaluate import (
     CtfFitConfig,
     fit_ctf,
@@ -182,7 +183,7 @@ def test_symmetrise_makes_a_map_invariant_and_keeps_a_symmetric_one():
     exact = symmetrise(vol, c4)
     nearly = symmetrise(vol, c4 + 1e-9 * torch.randn(4, 3, 3, dtype=torch.float64))
     assert torch.allclose(exact, nearly, atol=1e-5)
-    with pytest.raises(ValueError, match="unsupported symmetry"):
+    with pytest.raises(OptionError, match="unsupported symmetry"):
         symmetry_matrices("I3")
 
 

@@ -11,6 +11,7 @@ from scipy import ndimage
 from torch_ctf import calculate_ctf_1d
 
 from cryozssr.errors import InputError, OptionError
+from cryozssr.geometry import symmetry_matrices
 from cryozssr.ops import box_sum
 from cryozssr.register import estimate_shift
 from cryozssr.simulate import (
@@ -20,7 +21,7 @@ from cryozssr.simulate import (
     matrix_to_euler,
     simulate_movie,
 )
-from cryozssr.simulate.atoms import apply_symmetry, read_atoms, symmetry_matrices
+from cryozssr.simulate.atoms import apply_symmetry, read_atoms
 from cryozssr.simulate.detector import detector_mtf_1d, read_mtf_table
 from cryozssr.simulate.orientation import random_rotations
 from cryozssr.simulate.potential import default_model_path, potential_from_atoms

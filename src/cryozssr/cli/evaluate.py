@@ -52,7 +52,7 @@ def evaluate(
     if symmetry is not None:
         try:
             symmetry_matrices(symmetry)
-        except ValueError as exc:
+        except OptionError as exc:
             raise OptionError(f"--symmetry: {exc}") from None
     if tile < 64:
         raise OptionError("--tile must be at least 64 px")

@@ -11,10 +11,10 @@ from cryozssr.evaluate.frc import FRC_BANDS, FrcResult, register_and_frc
 from cryozssr.evaluate.fsc import fsc_curve, resolution_at
 from cryozssr.evaluate.reconstruct import (
     reconstruct,
-    relion_euler_to_matrix,
     symmetrise,
     symmetry_matrices,
 )
+from cryozssr.geometry import relion_euler_to_matrix
 
 __all__ = [
     "FRC_BANDS",

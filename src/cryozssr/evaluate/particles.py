@@ -19,12 +19,12 @@ from cryozssr.evaluate.fsc import fourier_crop_3d, fsc_curve, resolution_at
 from cryozssr.evaluate.reconstruct import (
     extract_boxes,
     insert_particles,
-    relion_euler_to_matrix,
     soft_sphere,
     symmetrise,
     symmetry_matrices,
     wiener_map,
 )
+from cryozssr.geometry import relion_euler_to_matrix
 
 
 @dataclass

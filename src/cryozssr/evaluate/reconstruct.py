@@ -1,6 +1,6 @@
 """3D reconstruction from known poses (oracle), CTF-corrected by Wiener filtering. Pure tensor code.
 
-Euler angles follow RELION (rot, tilt, psi; ZYZ; Heymann, Chagoyen & Belnap 2005): the matrix
+Euler angles follow RELION (:mod:`cryozssr.geometry`; rot, tilt, psi; ZYZ): the matrix
 ``A = Euler_angles2matrix(rot, tilt, psi)`` (RELION ``src/euler.cpp``) takes map coordinates to
 image coordinates, so a particle image is the projection of the map rotated by ``A``, and its 2D
 Fourier transform is the central slice of the map's 3D transform at ``A^T (kx, ky, 0)``. This is the
@@ -11,65 +11,19 @@ Symmetry ``S`` (``V(S r) = V(r)``) is imposed on the reconstructed map.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch_ctf import calculate_ctf_2d
 from torch_fourier_slice.volume_utils import separable_sinc2_correction
 
+from cryozssr import geometry
 from cryozssr.evaluate.insertion import insert_slices
 from cryozssr.ops import fourier_shift
 
 
-def relion_euler_to_matrix(angles_deg: torch.Tensor) -> torch.Tensor:
-    """RELION's ``Euler_angles2matrix``: ``(..., 3)`` (rot, tilt, psi) in degrees -> ``(..., 3, 3)``."""
-    a, b, g = torch.deg2rad(angles_deg.double()).unbind(-1)
-    ca, sa, cb, sb, cg, sg = a.cos(), a.sin(), b.cos(), b.sin(), g.cos(), g.sin()
-    cc, cs, sc, ss = cb * ca, cb * sa, sb * ca, sb * sa
-    rows = [
-        [cg * cc - sg * sa, cg * cs + sg * ca, -cg * sb],
-        [-sg * cc - cg * sa, -sg * cs + cg * ca, sg * sb],
-        [sc, ss, cb],
-    ]
-    return torch.stack([torch.stack(r, -1) for r in rows], -2)
-
-
 def symmetry_matrices(symmetry: str) -> torch.Tensor:
-    """``(n, 3, 3)`` rotations (acting on xyz) of a point group in RELION's standard orientation.
-
-    ``C1``/``Cn`` (n-fold about z), ``Dn`` (plus a 2-fold about x), ``T`` and ``O`` (2-/4-folds on
-    x, y, z: signed permutation matrices of determinant +1; T keeps cyclic permutations only).
-    """
-    s = symmetry.strip().upper()
-    if s[:1] in ("C", "D") and s[1:].isdigit() and int(s[1:]) >= 1:
-        n = int(s[1:])
-        t = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
-        m = torch.zeros(n, 3, 3, dtype=torch.float64)
-        m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = t.cos(), -t.sin(), t.sin(), t.cos()
-        m[:, 2, 2] = 1
-        m = torch.where(m.abs() < 1e-12, torch.zeros_like(m), m).round(decimals=12)
-        if s[0] == "D":
-            m = torch.cat([m, m @ torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))])
-        return m
-    if s in ("T", "O"):
-        out = []
-        for perm in ([0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [1, 0, 2], [2, 1, 0]):
-            p = torch.zeros(3, 3, dtype=torch.float64)
-            p[range(3), perm] = 1.0
-            if s == "T" and torch.linalg.det(p) < 0:
-                continue
-            for signs in range(8):
-                m = (
-                    torch.diag(
-                        torch.tensor([-1.0 if signs >> i & 1 else 1.0 for i in range(3)])
-                    ).double()
-                    @ p
-                )
-                if torch.linalg.det(m) > 0:
-                    out.append(m)
-        return torch.stack(out)
-    raise ValueError(f"unsupported symmetry {symmetry!r}: use C1, Cn, Dn, T or O")
+    """:func:`cryozssr.geometry.symmetry_matrices` as a float64 tensor ``(n, 3, 3)``."""
+    return torch.from_numpy(geometry.symmetry_matrices(symmetry))
 
 
 def extract_boxes(
@@ -214,8 +168,8 @@ def symmetrise(volume: torch.Tensor, operators: torch.Tensor) -> torch.Tensor:
     out = torch.zeros_like(vol)
     grid = None
     for op in operators.double().cpu():
-        if bool(torch.all(op == op.round())):
-            out += _apply_signed_permutation(vol, op)
+        if geometry.is_signed_permutation(op.numpy()):
+            out += _apply_signed_permutation(vol, op.round())
             continue
         if grid is None:
             r = torch.arange(d, device=vol.device, dtype=torch.float64) - d // 2

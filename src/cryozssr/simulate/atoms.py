@@ -9,15 +9,12 @@ centroid of the atoms.
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cryozssr.errors import InputError, OptionError
+from cryozssr.errors import InputError
 from cryozssr.simulate.scattering import PENG_1996
 
 _WATER_NAMES = {"HOH", "WAT", "DOD", "H2O"}
@@ -79,50 +76,6 @@ def read_atoms(path: str | Path) -> Atoms:
     return Atoms(
         xyz_a, tuple(elements), np.asarray(bfac, np.float64), np.asarray(occ, np.float64), centre
     )
-
-
-def _rotation_z(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def symmetry_matrices(symmetry: str) -> np.ndarray:
-    """Rotation matrices ``(n, 3, 3)`` (acting on xyz column vectors) of a point group.
-
-    Supported: ``C1``, ``C<n>``, ``D<n>``, ``T``, ``O``. Anything else raises
-    :class:`~cryozssr.errors.OptionError`.
-    """
-    sym = symmetry.strip().upper()
-    match = re.fullmatch(r"([CD])(\d+)", sym)
-    if match:
-        n = int(match.group(2))
-        if n < 1:
-            raise OptionError(f"invalid symmetry {symmetry!r}")
-        mats = [_rotation_z(2 * math.pi * k / n) for k in range(n)]
-        if match.group(1) == "D":
-            flip_x = np.diag([1.0, -1.0, -1.0])  # 2-fold about x
-            mats += [m @ flip_x for m in mats]
-        return np.stack(mats)
-    if sym in ("T", "O"):
-        mats = []
-        for perm in itertools.permutations(range(3)):
-            p = np.zeros((3, 3))
-            p[range(3), perm] = 1.0
-            for signs in itertools.product((1.0, -1.0), repeat=3):
-                m = np.diag(signs) @ p
-                if round(np.linalg.det(m)) != 1:
-                    continue
-                if sym == "T" and round(np.linalg.det(p)) != 1:  # T: cyclic permutations only
-                    continue
-                mats.append(m)
-        return np.stack(mats)
-    raise OptionError(f"unsupported symmetry {symmetry!r}: use C1, C<n>, D<n>, T or O")
-
-
-def is_signed_permutation(matrix: np.ndarray) -> bool:
-    """Whether a rotation only permutes and negates axes (exact on a cubic voxel grid)."""
-    m = np.round(matrix)
-    return bool(np.allclose(matrix, m, atol=1e-9) and np.all(np.abs(m).sum(axis=0) == 1))
 
 
 def apply_symmetry(atoms: Atoms, matrices: np.ndarray) -> Atoms:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryozssr.errors import InputError, OptionError
-from cryozssr.simulate.atoms import symmetry_matrices
+from cryozssr.geometry import symmetry_matrices
 
 DETECTORS = ("k3", "k2", "falcon4ec", "falcon3ec", "ideal")
 

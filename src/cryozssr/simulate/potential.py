@@ -28,14 +28,9 @@ import torch.nn.functional as F
 from torch_fourier_slice.volume_utils import separable_sinc2_correction
 from torch_image_interpolation import sample_image_3d
 
+from cryozssr.geometry import is_signed_permutation, symmetry_matrices
 from cryozssr.physics import interaction_constant
-from cryozssr.simulate.atoms import (
-    Atoms,
-    apply_symmetry,
-    is_signed_permutation,
-    read_atoms,
-    symmetry_matrices,
-)
+from cryozssr.simulate.atoms import Atoms, apply_symmetry, read_atoms
 from cryozssr.simulate.scattering import (
     ATOMIC_MASS_DA,
     ICE_MOLECULES_PER_A3,
