@@ -39,6 +39,7 @@ RUNS: dict[str, list[str]] = {
     "zssr-journal": ["--method", "zssr", "--regime", "journal", *TINY],
     "zssr-workshop": ["--method", "zssr", "--regime", "workshop", *TINY],
     "misr-patches": ["--method", "misr", "--patches", "2"],
+    "misr-tiles": ["--method", "misr", "-O", "tile_size_px=20", "-O", "tile_overlap_px=6"],
     "mmse-patches": ["--method", "mmse", "--patches", "2"],
 }
 

@@ -74,6 +74,7 @@ from cryozssr.fourier import (
     zero_padding_weights,
 )
 from cryozssr.motion.field import MotionField
+from cryozssr.tiling import blend_window, tile_starts
 
 UNIT_TRANSFER_FLOOR = 1e-2
 """Smallest mean gain a shell is divided by (shells the movie cannot resolve are not blown up)."""
@@ -172,8 +173,8 @@ def misr(
     f = int(factor)
     out = torch.zeros(f * h, f * w, dtype=torch.float64, device=frames.device)
     weight = torch.zeros_like(out)
-    for y0, ly in _tile_starts(h, tile_size_px, tile_overlap_px):
-        for x0, lx in _tile_starts(w, tile_size_px, tile_overlap_px):
+    for y0, ly in tile_starts(h, tile_size_px, tile_overlap_px):
+        for x0, lx in tile_starts(w, tile_size_px, tile_overlap_px):
             centre = torch.tensor(
                 [[y0 + (ly - 1) / 2, x0 + (lx - 1) / 2]], device=motion.global_shifts_px.device
             )
@@ -193,34 +194,14 @@ def misr(
     return (out / weight).to(out_dtype)
 
 
-def _tile_starts(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
-    """``(start, length)`` of overlapping tiles covering ``0 .. n-1``."""
-    if n <= size:
-        return [(0, n)]
-    count = math.ceil((n - overlap) / (size - overlap))
-    starts = torch.linspace(0, n - size, count).round().long().tolist()
-    return [(s, size) for s in starts]
-
-
 def _window(start: int, length: int, n: int, overlap_hr: int, f: int) -> torch.Tensor:
-    """Blending weights ``(f length,)`` on HR pixels for a tile overlapping its neighbours by ``overlap_hr``.
-
-    Zero on the outer quarter of the overlap (where the periodic tile model is wrong), a raised
-    cosine over the middle half, one elsewhere and at the image border.
-    """
-    m = f * length
-    margin, ramp_len = overlap_hr // 4, max(overlap_hr - 2 * (overlap_hr // 4), 1)
-    ramp = (
-        torch.sin(0.5 * math.pi * (torch.arange(ramp_len, dtype=torch.float64) + 0.5) / ramp_len)
-        ** 2
-    )
-    edge = torch.cat([torch.zeros(margin, dtype=torch.float64), ramp])
-    win = torch.ones(m, dtype=torch.float64)
-    if start > 0:
-        win[: edge.numel()] = edge
-    if start + length < n:
-        win[m - edge.numel() :] = edge.flip(0)
-    return win
+    """Blending weights ``(f length,)`` on HR pixels for a tile overlapping its neighbours by
+    ``overlap_hr``: zero on the outer quarter of the overlap (where the periodic tile model is
+    wrong), a raised cosine over the middle half (:func:`cryozssr.tiling.blend_window`)."""
+    margin = overlap_hr // 4
+    ramp = max(overlap_hr - 2 * margin, 1)
+    rise, fall = start > 0, start + length < n
+    return blend_window(f * length, margin=margin, ramp=ramp, rise=rise, fall=fall)
 
 
 def _solve_tile(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from cryozssr.ops import box_sum, box_sum_adjoint
+from cryozssr.tiling import blend_window, tile_starts
 from cryozssr.zssr.network import upsample2x
 from cryozssr.zssr.pairs import dihedral, dihedral_inverse
 
@@ -25,27 +26,6 @@ def self_ensemble(
         return predict(inputs)
     outs = [dihedral_inverse(predict(dihedral(inputs, d)), d) for d in range(8)]
     return torch.stack(outs).median(dim=0).values
-
-
-def _ramp(n: int, *, margin: int, ramp: int, rise: bool, fall: bool, device) -> torch.Tensor:
-    """1-D blending weight of a tile of length ``n``: 0 for ``margin`` px at an inner edge, a linear
-    ramp over ``ramp`` px, then 1. ``rise``/``fall``: the start/end edge is inner (not the image's)."""
-    w = torch.ones(n, device=device)
-    edge = torch.cat([torch.zeros(margin), torch.arange(1, ramp + 1) / (ramp + 1)]).to(device)
-    edge = edge[: n // 2]
-    if rise:
-        w[: edge.numel()] = edge
-    if fall:
-        w[n - edge.numel() :] = edge.flip(0)
-    return w
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    step = tile - overlap
-    starts = [*range(0, size - tile, step), size - tile]
-    return sorted(set(starts))
 
 
 def tiled_predict(
@@ -69,19 +49,19 @@ def tiled_predict(
     if overlap <= 2 * margin and (h > tile_size or w > tile_size):
         raise ValueError(f"tile overlap {overlap} must exceed twice the margin {margin}")
     ramp = max(overlap - 2 * margin, 0)
-    ys, xs = _starts(h, tile_size, overlap), _starts(w, tile_size, overlap)
+    ys = [y for y, _ in tile_starts(h, tile_size, overlap, spacing="step")]
+    xs = [x for x, _ in tile_starts(w, tile_size, overlap, spacing="step")]
     out = inputs.new_zeros(2 * h, 2 * w)
+    linear = {"shape": "linear", "dtype": torch.float32, "device": out.device}
     weight = inputs.new_zeros(2 * h, 2 * w)
     total, done = len(ys) * len(xs), 0
     for y0 in ys:
         for x0 in xs:
             th, tw = min(tile_size, h - y0), min(tile_size, w - x0)
             pred = predict(inputs[:, y0 : y0 + th, x0 : x0 + tw])
-            wy = _ramp(
-                th, margin=margin, ramp=ramp, rise=y0 > 0, fall=y0 + th < h, device=out.device
-            )
-            wx = _ramp(
-                tw, margin=margin, ramp=ramp, rise=x0 > 0, fall=x0 + tw < w, device=out.device
+            wy, wx = (
+                blend_window(n, margin=margin, ramp=ramp, rise=p0 > 0, fall=p0 + n < size, **linear)
+                for n, p0, size in ((th, y0, h), (tw, x0, w))
             )
             win = box_sum_adjoint(wy[:, None] * wx[None, :])  # LR weights on the HR grid
             out[2 * y0 : 2 * (y0 + th), 2 * x0 : 2 * (x0 + tw)] += win * pred
