@@ -30,17 +30,10 @@ CLI = [sys.executable, "-c", "from cryozssr.cli.app import main; main()"]
 SIMULATE = ["--size-hr", "256", "--frames", "12", "--particles", "6", "--seed", "3"]
 TINY = ["--preset", "fast", "--max-iterations", "4"]
 RUNS: dict[str, list[str]] = {
-    "bilinear": ["--method", "bilinear"],
-    "bicubic": ["--method", "bicubic"],
-    "fourier": ["--method", "fourier"],
-    "shift-add": ["--method", "shift-add"],
-    "misr": ["--method", "misr"],
-    "mmse": ["--method", "mmse"],
+    **{m: ["--method", m] for m in ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")},
     "mmse-half-sets": ["--method", "mmse", "--half-sets"],
-    "zssr-journal": ["--method", "zssr", "--regime", "journal", *TINY],
-    "zssr-workshop": ["--method", "zssr", "--regime", "workshop", *TINY],
-    "misr-patches": ["--method", "misr", "--patches", "2"],
-    "mmse-patches": ["--method", "mmse", "--patches", "2"],
+    **{f"zssr-{r}": ["--method", "zssr", "--regime", r, *TINY] for r in ("journal", "workshop")},
+    **{f"{m}-patches": ["--method", m, "--patches", "2"] for m in ("misr", "mmse")},
 }
 
 

@@ -23,6 +23,11 @@ def movie(tmp_path_factory):
     return write_mrc(folder / "m.mrc", lr.numpy(), pixel_size_angstrom=2.0, mode="uint16")
 
 
+def _run(monkeypatch, capsys, movie, out, *args: str) -> tuple[int, str]:
+    status, _, err = run_cli(monkeypatch, capsys, "run", str(movie), "--out", str(out), *args)
+    return status, err
+
+
 def test_each_method_gets_its_own_typed_defaults_and_round_trips():
     assert RunConfig().method == "mmse" and RunConfig().method_config == MmseConfig()
     assert RunConfig(method="misr").method_config == MisrConfig()
@@ -68,7 +73,7 @@ def test_config_rerun_reproduces_the_runs_bytes(movie, tmp_path, monkeypatch, ca
         "-O",
         "tile_overlap_px=4",
     ]
-    status, _, err = run_cli(monkeypatch, capsys, "run", str(movie), "--out", str(first), *args)
+    status, err = _run(monkeypatch, capsys, movie, first, *args)
     assert status == 0, err
     record = json.loads((first / "m.json").read_text())
     assert record["method_config"] == {
@@ -76,25 +81,14 @@ def test_config_rerun_reproduces_the_runs_bytes(movie, tmp_path, monkeypatch, ca
         "tile_size_px": 16,
         "tile_overlap_px": 4,
     }
-    status, _, err = run_cli(
-        monkeypatch,
-        capsys,
-        "run",
-        str(movie),
-        "--out",
-        str(again),
-        "--config",
-        str(first / "m.json"),
-    )
+    status, err = _run(monkeypatch, capsys, movie, again, "--config", str(first / "m.json"))
     assert status == 0, err
     assert json.loads((again / "m.json").read_text())["config"] == record["config"]
     for name in ("m_sr.mrc", "m_avg.mrc"):
         assert (again / name).read_bytes() == (first / name).read_bytes()
     # the options took effect: the default misr gives other bytes
     default = tmp_path / "default"
-    status, _, err = run_cli(
-        monkeypatch, capsys, "run", str(movie), "--out", str(default), "--method", "misr"
-    )
+    status, err = _run(monkeypatch, capsys, movie, default, "--method", "misr")
     assert status == 0, err
     assert (
         mrcfile.read(default / "m_sr.mrc").tobytes() != mrcfile.read(first / "m_sr.mrc").tobytes()
@@ -114,25 +108,14 @@ def test_config_rerun_reproduces_the_runs_bytes(movie, tmp_path, monkeypatch, ca
 def test_bad_config_options_are_one_clean_line(
     movie, tmp_path, monkeypatch, capsys, extra, fragment
 ):
-    status, _, err = run_cli(
-        monkeypatch, capsys, "run", str(movie), "--out", str(tmp_path / "o"), *extra
-    )
+    status, err = _run(monkeypatch, capsys, movie, tmp_path / "o", *extra)
     assert_one_clean_error(status, err, fragment)
 
 
 def test_config_refuses_run_options_beside_it(movie, tmp_path, monkeypatch, capsys):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(RunConfig(method="bilinear").to_dict()))
-    status, _, err = run_cli(
-        monkeypatch,
-        capsys,
-        "run",
-        str(movie),
-        "--out",
-        str(tmp_path / "o"),
-        "--config",
-        str(path),
-        "--method",
-        "misr",
+    status, err = _run(
+        monkeypatch, capsys, movie, tmp_path / "o", "--config", str(path), "-m", "misr"
     )
     assert_one_clean_error(status, err, "--config", "--method")

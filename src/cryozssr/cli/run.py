@@ -98,8 +98,9 @@ def run(
     config: Path | None = typer.Option(
         None,
         "--config",
-        help="Rerun a recorded run exactly: a run's <stem>.json (or its 'config' object) sets"
-        " every option above (only the inputs, --out, --device and batch options may be added).",
+        help="Rerun a recorded run exactly: its record STEM.json (or a bare 'config' object) sets"
+        " every option of the run; only the inputs, --out, --device and the batch options may be"
+        " given with it.",
         rich_help_panel=_METHOD,
     ),
     patches: int | None = typer.Option(
