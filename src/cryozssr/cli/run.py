@@ -1,12 +1,15 @@
-"""``cryozssr run``: super-resolve movies 2x.
+"""``cryozssr run``: super-resolve movies 2x, as a resumable batch.
 
 Example::
 
     cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2 --gain gain.mrc
 
 For each movie ``<stem>`` it writes ``<stem>_sr.mrc`` (2x, half the pixel size), ``<stem>_avg.mrc``
-(motion-corrected, dose-weighted average), ``<stem>.json`` (config, trajectory, timings) and, for the
-whole folder, ``micrographs_sr.star`` for RELION / cryoSPARC import.
+(motion-corrected, dose-weighted average), ``<stem>_sr.star`` (RELION motion metadata),
+``<stem>.json`` (config, trajectory, timings) and, for the whole folder, ``micrographs_sr.star``
+(RELION 5 / cryoSPARC import) and ``cryozssr_manifest.json`` (what is done). Rerunning the same
+command continues where it stopped. Exit status: 0 all movies done, 3 some failed, 2 usage error,
+bad input or all movies failed.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from pathlib import Path
 
 import typer
 
-from cryozssr.cli._common import command_line, err_console, progress
+from cryozssr.cli._common import command_line, err_console
 from cryozssr.errors import CryoZssrError, OptionError
 
 _IN = "Input"
 _OPT = "Optics and exposure"
 _METHOD = "Method"
 _BATCH = "Batch"
+_SCALE = "Scale-out"
 
 
 def run(
@@ -107,10 +111,22 @@ def run(
         help="Random seed (same seed, same output on the CPU).",
         rich_help_panel=_METHOD,
     ),
-    skip_existing: bool = typer.Option(
+    mtf: Path | None = typer.Option(
+        None,
+        "--mtf",
+        help="Detector MTF STAR file, named in the STAR optics table (rlnMtfFileName).",
+        rich_help_panel=_OPT,
+    ),
+    redo: bool = typer.Option(
         False,
-        "--skip-existing",
-        help="Skip movies whose <stem>.json already exists.",
+        "--redo",
+        help="Replace results of another configuration in --out (default: refuse the folder).",
+        rich_help_panel=_BATCH,
+    ),
+    fail_fast: bool = typer.Option(
+        False,
+        "--fail-fast",
+        help="Stop at the first failed movie (default: record it and go on).",
         rich_help_panel=_BATCH,
     ),
     shard: str | None = typer.Option(
@@ -119,29 +135,46 @@ def run(
         help="I/N: process every N-th movie from the I-th (cluster job arrays).",
         rich_help_panel=_BATCH,
     ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", hidden=True, help="Deprecated: resuming is the default."
+    ),
     keep_going: bool = typer.Option(
-        False,
-        "--keep-going",
-        help="Report a bad movie and go on with the others.",
-        rich_help_panel=_BATCH,
+        False, "--keep-going", hidden=True, help="Deprecated: going on is the default."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="Local worker processes.", rich_help_panel=_SCALE
+    ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="Address of a running Dask scheduler (tcp://host:8786): one movie per task.",
+        rich_help_panel=_SCALE,
+    ),
+    gpus_per_task: int = typer.Option(
+        0,
+        "--gpus-per-task",
+        help="With --dask: GPU worker resources per movie (start workers with --resources GPU=1).",
+        rich_help_panel=_SCALE,
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="torch threads per worker (same seed, device and threads give the same bytes).",
+        rich_help_panel=_SCALE,
     ),
 ) -> None:
-    """Super-resolve cryo-EM movies 2x (multi-frame MISR by default, Cryo-ZSSR, or a baseline).
+    """Super-resolve cryo-EM movies 2x, as a batch that resumes where it stopped.
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
     """
-    from cryozssr.device import resolve_device
-    from cryozssr.io import expand_movie_inputs, read_gain
-    from cryozssr.pipeline import RunConfig, process_movie
-    from cryozssr.pipeline.batch import (
-        parse_shard,
-        preflight,
-        prepare_out_dir,
-        write_star_from_records,
-    )
+    from cryozssr.cli._batch_progress import BatchProgress, add_log_file
+    from cryozssr.io import expand_movie_inputs
+    from cryozssr.pipeline import RunConfig
+    from cryozssr.pipeline.batch import parse_shard
     from cryozssr.pipeline.batch import shard as take_shard
-    from cryozssr.pipeline.movie import movie_stem, output_paths
+    from cryozssr.pipeline.runner import BatchOptions, prepare_batch, run_batch
 
+    del skip_existing, keep_going  # resuming and going on are what a batch does now
     cfg = RunConfig(
         method=method,
         preset=preset,
@@ -156,66 +189,81 @@ def run(
         gain_path=str(gain) if gain else None,
         gain_rot=gain_rot,
         gain_flip=gain_flip,
+        mtf_path=str(mtf) if mtf else None,
         eer_fractions=eer_fractions,
-        motion_patches=(patches, patches) if patches else None,
+        motion_patches=(patches, patches) if patches is not None else None,
         half_sets=half_sets,
         max_iterations=max_iterations,
     )
-    if method != "zssr" and (preset or regime or max_iterations):
+    _check_method_options(cfg)
+    options = BatchOptions(
+        redo=redo,
+        fail_fast=fail_fast,
+        workers=workers,
+        dask_address=dask,
+        gpus_per_task=gpus_per_task,
+        threads=threads,
+    )
+    if device != "auto":  # a missing GPU is a usage error before anything is written
+        from cryozssr.device import resolve_device
+
+        resolve_device(device)
+    i, n = parse_shard(shard)
+    movies = take_shard(expand_movie_inputs(inputs), i, n)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cmd = command_line()
+    # check the folder and what is done first, so that the log file lands in an accepted folder
+    _, already = prepare_batch(movies, cfg, out, options=options, command_line=cmd)
+    add_log_file(out, cmd)
+    with BatchProgress(len(movies), len(already), label=f"{method}: movies") as bar:
+
+        def on_outcome(outcome, summary) -> None:
+            bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
+            if outcome.state == "failed" and len(movies) > 1:
+                err_console.print(
+                    f"cryozssr: failed: {outcome.reason}", markup=False, highlight=False
+                )
+
+        summary = run_batch(
+            movies,
+            cfg,
+            out,
+            options=options,
+            command_line=cmd,
+            on_outcome=on_outcome,
+            on_progress=bar.stage,
+        )
+    finish(summary)
+
+
+def _check_method_options(cfg) -> None:
+    if cfg.method != "zssr" and (cfg.preset or cfg.regime or cfg.max_iterations):
         raise OptionError("--preset, --regime and --max-iterations apply to --method zssr only")
-    if method == "zssr":
+    if cfg.method == "zssr":
         from cryozssr.pipeline.methods import zssr_config
 
         # validate preset and regime before reading any movie
-        if not zssr_config(cfg).trains_network and (preset or max_iterations):
+        if not zssr_config(cfg).trains_network and (cfg.preset or cfg.max_iterations):
             raise OptionError(
                 "--preset and --max-iterations apply to the network regimes"
                 " (--regime journal or workshop), not to explicit"
             )
-    i, n = parse_shard(shard)
-    movies = take_shard(expand_movie_inputs(inputs), i, n)
-    n_total = len(movies)
-    gain_img = read_gain(gain, rot=gain_rot, flip=gain_flip) if gain else None
-    prepare_out_dir(out)
-    failed: list[str] = []
-    movies = preflight(movies, cfg, gain_img, keep_going=keep_going, failed=failed)
-    dev = resolve_device(device)
-    protect = [*movies, *([gain] if gain else [])]
-    with progress() as bar:
-        overall = bar.add_task(f"{method}: movies", total=len(movies))
-        stage = bar.add_task("", total=None, visible=False)
 
-        def on_progress(description: str, done: int, total: int) -> None:
-            bar.update(
-                stage, description=f"  {description}", completed=done, total=total, visible=True
-            )
 
-        for path in movies:
-            if skip_existing and output_paths(out, movie_stem(path))[2].exists():
-                bar.advance(overall)
-                continue
-            try:
-                result = process_movie(
-                    path,
-                    cfg,
-                    out,
-                    device=dev,
-                    gain=gain_img,
-                    protect=protect,
-                    command_line=command_line(),
-                    on_progress=on_progress,
-                )
-            except CryoZssrError as exc:
-                if not keep_going:
-                    raise
-                err_console.print(f"cryozssr: error: {exc}", markup=False, highlight=False)
-                failed.append(path.name)
-            else:
-                bar.console.print(
-                    f"{result.stem}: {result.sr_path} ({result.seconds:.1f} s)", markup=False
-                )
-            bar.update(stage, visible=False)
-            bar.advance(overall)
-    write_star_from_records(out)
-    if failed:
-        raise CryoZssrError(f"{len(failed)} of {n_total} movies failed: {', '.join(failed)}")
+def finish(summary) -> None:
+    """Print the summary line and leave with the batch's exit status (see the module docstring)."""
+    import logging
+
+    from cryozssr.pipeline.runner import EXIT_FAILED, EXIT_OK
+
+    status = summary.exit_status
+    if status == EXIT_FAILED:
+        failed = summary.failed
+        raise CryoZssrError(failed[0].reason if summary.total == 1 else summary.line())
+    logging.getLogger("cryozssr.cli.run").info("%s", summary.line())
+    if status != EXIT_OK:
+        err_console.print(f"cryozssr: error: {summary.line()}", markup=False, highlight=False)
+        raise typer.Exit(status)

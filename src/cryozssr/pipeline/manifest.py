@@ -1,0 +1,169 @@
+"""The batch manifest: which movie of an output folder is done, failed or pending, and with what.
+
+``<out>/cryozssr_manifest.json`` (written atomically, only under the folder lock) holds::
+
+    {"format": 1, "fingerprint": "<sha256 of the config>", "config": {...},
+     "movies": {"<stem>": {"state": "done", "input": "...", "fingerprint": "...",
+                           "outputs": {"<name>": "<sha256>", ...}, "seconds": 12.3, ...},
+                "<stem>": {"state": "failed", "input": "...", "reason": "<one line>"}}}
+
+A movie is *done* only when the manifest says so: its files are all written before its entry is,
+so a run killed at any moment leaves at worst files that the manifest does not list (they are
+rewritten by the next run). Processes share a folder safely through two kinds of POSIX
+``lockf`` locks in ``<out>/.cryozssr/``: one folder lock held for each short read-modify-write of
+the manifest (and the STAR files written with it), and one claim per movie held while it is being
+processed. The kernel drops the locks of a process that dies, so a stale claim is taken over by
+the next process that asks for it. (``lockf`` works on local disks and on NFS with a lock daemon.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cryozssr.errors import OutputError
+from cryozssr.io import atomic_path
+
+MANIFEST_NAME = "cryozssr_manifest.json"
+STATE_DIR = ".cryozssr"
+FORMAT = 1
+#: RunConfig fields that do not change what is computed (``device``: float rounding only; the gain
+#: enters through its checksum, not its path).
+NOT_FINGERPRINTED = ("device", "gain_path")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_config(config: dict[str, Any], *, gain_sha256: str | None) -> dict[str, Any]:
+    """What decides a movie's outputs: the config minus :data:`NOT_FINGERPRINTED`, plus the gain."""
+    fp = {k: v for k, v in sorted(config.items()) if k not in NOT_FINGERPRINTED}
+    fp["gain_sha256"] = gain_sha256
+    return fp
+
+
+def fingerprint(material: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``["method: 'misr' -> 'bilinear'", ...]`` for the fingerprinted fields that differ."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def manifest_path(out_dir: Path) -> Path:
+    return out_dir / MANIFEST_NAME
+
+
+def _state_dir(out_dir: Path) -> Path:
+    d = out_dir / STATE_DIR
+    try:
+        (d / "claims").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {d}: {exc.strerror}") from None
+    return d
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any]:
+    """The manifest (an empty one when the folder has none yet)."""
+    path = manifest_path(out_dir)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"format": FORMAT, "fingerprint": None, "config": None, "movies": {}}
+    except (OSError, ValueError) as exc:
+        raise OutputError(
+            f"{path}: unreadable manifest ({exc}); move it away to start over"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "movies" not in data:
+        raise OutputError(f"{path}: not a cryozssr manifest (format {FORMAT})")
+    return data
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, blocking: bool) -> Iterator[int | None]:
+    """Hold an exclusive ``lockf`` lock on ``path``; yields the fd, or None if not blocking and busy.
+
+    The lock file is never deleted, so every process locks the same inode.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                yield None
+                return
+            raise
+        try:
+            yield fd
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """The folder lock: one manifest read-modify-write at a time across processes."""
+    with _locked(_state_dir(out_dir) / "manifest.lock", blocking=True):
+        yield
+
+
+@contextlib.contextmanager
+def claim(out_dir: Path, stem: str) -> Iterator[bool]:
+    """Try to claim movie ``stem``; yields True when this process holds it, False when another does.
+
+    The claim is released when the block exits, or by the kernel if the process dies.
+    """
+    with _locked(_state_dir(out_dir) / "claims" / f"{stem}.lock", blocking=False) as fd:
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+        yield fd is not None
+
+
+def update_manifest(
+    out_dir: Path,
+    change: Callable[[dict[str, Any]], None],
+    *,
+    after: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Read, ``change`` in place, and atomically rewrite the manifest under the folder lock.
+
+    ``after(manifest)`` runs under the same lock (the STAR files are rewritten there, so that they
+    always list exactly the movies the manifest calls done). Returns the new manifest.
+    """
+    with folder_lock(out_dir):
+        data = read_manifest(out_dir)
+        change(data)
+        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
+        with atomic_path(manifest_path(out_dir)) as tmp:
+            tmp.write_text(text)
+        if after is not None:
+            after(data)
+    return data
+
+
+def verify_done(out_dir: Path, entry: dict[str, Any]) -> str | None:
+    """None when every output of a done entry is present with its checksum, else what is wrong."""
+    for name, digest in entry.get("outputs", {}).items():
+        path = out_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if sha256_file(path) != digest:
+            return f"{name} has changed since it was written"
+    return None
