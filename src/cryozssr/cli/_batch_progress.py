@@ -5,8 +5,11 @@ Both show done / failed / movies per hour / ETA; every line also goes to the run
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +23,9 @@ log = logging.getLogger("cryozssr.cli.run")
 PLAIN_STAGE_INTERVAL_SECONDS = 60.0
 
 
-def add_log_file(out_dir: Path, command: str) -> Path:
+@contextlib.contextmanager
+def log_file(out_dir: Path, command: str) -> Iterator[Path]:
     """A per-run log file ``<out>/logs/run-<UTC time>-<pid>.log`` receiving every cryozssr log line."""
-    import os
 
     folder = out_dir / "logs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,11 @@ def add_log_file(out_dir: Path, command: str) -> Path:
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger("cryozssr")
     logger.addHandler(handler)
-    return path
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 class BatchProgress:

@@ -167,7 +167,7 @@ def run(
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
     """
-    from cryozssr.cli._batch_progress import BatchProgress, add_log_file
+    from cryozssr.cli._batch_progress import BatchProgress, log_file
     from cryozssr.io import expand_movie_inputs
     from cryozssr.pipeline import RunConfig
     from cryozssr.pipeline.batch import parse_shard
@@ -217,8 +217,10 @@ def run(
     cmd = command_line()
     # check the folder and what is done first, so that the log file lands in an accepted folder
     _, already = prepare_batch(movies, cfg, out, options=options, command_line=cmd)
-    add_log_file(out, cmd)
-    with BatchProgress(len(movies), len(already), label=f"{method}: movies") as bar:
+    with (
+        log_file(out, cmd),
+        BatchProgress(len(movies), len(already), label=f"{method}: movies") as bar,
+    ):
 
         def on_outcome(outcome, summary) -> None:
             bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
@@ -236,7 +238,7 @@ def run(
             on_outcome=on_outcome,
             on_progress=bar.stage,
         )
-    finish(summary)
+        finish(summary)
 
 
 def _check_method_options(cfg) -> None:
@@ -253,6 +255,15 @@ def _check_method_options(cfg) -> None:
             )
 
 
+def _stderr_line(text: str) -> None:
+    """One unwrapped line on stderr (rich would fold it at 80 columns in a log)."""
+    import sys
+
+    err_console.file.flush()
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def finish(summary) -> None:
     """Print the summary line and leave with the batch's exit status (see the module docstring)."""
     import logging
@@ -265,5 +276,5 @@ def finish(summary) -> None:
         raise CryoZssrError(failed[0].reason if summary.total == 1 else summary.line())
     logging.getLogger("cryozssr.cli.run").info("%s", summary.line())
     if status != EXIT_OK:
-        err_console.print(f"cryozssr: error: {summary.line()}", markup=False, highlight=False)
+        _stderr_line(f"cryozssr: error: {summary.line()}")
         raise typer.Exit(status)

@@ -32,6 +32,7 @@ from cryozssr.errors import OutputError
 from cryozssr.io import atomic_path
 
 MANIFEST_NAME = "cryozssr_manifest.json"
+STAR_NAME = "micrographs_sr.star"  # written under the folder lock (pipeline.star)
 STATE_DIR = ".cryozssr"
 FORMAT = 1
 #: RunConfig fields that do not change what is computed (``device``: float rounding only; the gain
@@ -148,6 +149,9 @@ def update_manifest(
     always list exactly the movies the manifest calls done). Returns the new manifest.
     """
     with folder_lock(out_dir):
+        for name in (MANIFEST_NAME, STAR_NAME):  # left by a writer killed under this lock
+            for leftover in out_dir.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
         data = read_manifest(out_dir)
         change(data)
         text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)

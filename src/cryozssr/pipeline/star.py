@@ -33,8 +33,8 @@ import torch
 from cryozssr.dose import Exposure
 from cryozssr.io import write_star
 from cryozssr.motion.field import MotionField
+from cryozssr.pipeline.manifest import STAR_NAME
 
-STAR_NAME = "micrographs_sr.star"
 EARLY_DOSE_E_PER_A2 = 4.0  # RELION's --dose_motionstats_cutoff default
 MOTION_MODEL_NULL, MOTION_MODEL_THIRD_ORDER_POLYNOMIAL = 0, 1
 #: The micrograph has twice the movie's pixels: RELION's binning factor (movie px per micrograph px).
@@ -114,7 +114,7 @@ def motion_star_blocks(
             MOTION_MODEL_NULL if model is None else MOTION_MODEL_THIRD_ORDER_POLYNOMIAL
         ),
     }
-    aligning = -motion.global_shifts_px.double().cpu()
+    aligning = 0.0 - motion.global_shifts_px.double().cpu()  # 0.0 -: no -0.0 in the file
     blocks: dict[str, Any] = {
         "general": general,
         "global_shift": pd.DataFrame(
