@@ -143,8 +143,10 @@ def _gain(path: str, rot: int, flip: int) -> torch.Tensor:
     return gain
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _reason(path: Path, exc: BaseException) -> str:
+    """One line naming the movie."""
+    text = " ".join(str(exc).split())
+    return text if path.name in text else f"{path.name}: {text}"
 
 
 def _cleanup(
@@ -203,13 +205,12 @@ def run_movie_job(
             }
             outcome = MovieOutcome(stem, "done", seconds=result.seconds)
         except CryoZssrError as exc:
-            outcome = MovieOutcome(stem, "failed", _one_line(exc), time.perf_counter() - t0)
+            outcome = MovieOutcome(stem, "failed", _reason(job.path, exc), time.perf_counter() - t0)
         except Exception as exc:  # a bug must not stop 10,000 movies: record it, log the traceback
-            log.exception("%s: internal error", stem)
-            reason = (
-                f"{job.path.name}: internal error {type(exc).__name__}: {exc} (please report it)"
-            )
-            outcome = MovieOutcome(stem, "failed", _one_line(reason), time.perf_counter() - t0)
+            log.debug("%s: internal error", stem, exc_info=True)  # the traceback with --verbose
+            reason = _reason(job.path, RuntimeError(f"internal error {type(exc).__name__}: {exc}"))
+            reason += " (please report it)"
+            outcome = MovieOutcome(stem, "failed", reason, time.perf_counter() - t0)
         if outcome.state == "failed":
             _cleanup(out, names, job.protect, outputs=True)  # nothing partial that looks complete
             entry = {"state": "failed", "input": str(job.path), "reason": outcome.reason}
