@@ -101,7 +101,7 @@ CASES: dict[str, Case] = {
             _gain(d, np.ones((40, 48))),
             "--gain-rot",
             "1",
-        ],  # fmt: skip
+        ],
         "check --gain-rot",
     ),
     "all-zero gain": lambda d: (
@@ -144,7 +144,7 @@ CASES: dict[str, Case] = {
             str(_mrc(d, "big.mrc", _frames().astype(np.float32) * 1e20, mode=None)),
             "--dose-per-frame",
             "1",
-        ],  # fmt: skip
+        ],
         "not finite",
     ),
     "--patches 0": lambda d: ([str(_good(d)), "--patches", "0"], "--patches 0: must be at least 1"),

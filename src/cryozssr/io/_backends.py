@@ -224,7 +224,10 @@ def _tiff_truncation(tif: tifffile.TiffFile) -> str | None:
     import struct
 
     size = tif.filehandle.size
-    end = max((o + c for p in tif.pages for o, c in zip(p.dataoffsets, p.databytecounts)), default=0)
+    extents = (
+        o + c for p in tif.pages for o, c in zip(p.dataoffsets, p.databytecounts, strict=True)
+    )
+    end = max(extents, default=0)
     if end > size:
         return f"image data run to byte {end} but the file holds {size} bytes"
     last, fmt = tif.pages[-1], tif.tiff
@@ -232,7 +235,9 @@ def _tiff_truncation(tif: tifffile.TiffFile) -> str | None:
     raw = tif.filehandle.read(fmt.offsetsize)
     following = struct.unpack(fmt.offsetformat, raw)[0] if len(raw) == fmt.offsetsize else size
     if following >= size:
-        return f"frame {len(tif.pages) + 1} starts at byte {following} but the file holds {size} bytes"
+        return (
+            f"frame {len(tif.pages) + 1} starts at byte {following} but the file holds {size} bytes"
+        )
     return None
 
 
