@@ -9,7 +9,7 @@ import typer
 
 from cryozssr import __version__
 from cryozssr.cli import bin as bin_cmd
-from cryozssr.cli import demo, evaluate, info, run, simulate
+from cryozssr.cli import demo, evaluate, info, relion_external, run, simulate
 from cryozssr.errors import CryoZssrError
 
 app = typer.Typer(
@@ -28,6 +28,10 @@ app.command("simulate")(simulate.simulate)
 app.command("run")(run.run)
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
+app.command(
+    "relion-external",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(relion_external.relion_external)
 
 
 def _version(value: bool) -> None:

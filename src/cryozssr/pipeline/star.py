@@ -186,6 +186,9 @@ def micrographs_blocks(
 def write_star_files(out_dir: Path, manifest: dict[str, Any]) -> Path | None:
     """(Re)write ``micrographs_sr.star`` from the manifest's done movies (sorted by name).
 
+    Names are relative to the STAR file's folder, or start with the manifest's ``star_prefix``
+    (a RELION job folder: RELION reads paths relative to the project folder).
+
     Called under the folder lock after every movie, so the file always lists exactly what is done.
     """
     done = [
@@ -196,5 +199,10 @@ def write_star_files(out_dir: Path, manifest: dict[str, Any]) -> Path | None:
     if not done:
         return None
     mtf = (manifest.get("config") or {}).get("mtf_path")
-    blocks = micrographs_blocks([e["micrograph"] for e in done], mtf_name=mtf)
-    return write_star(out_dir / STAR_NAME, blocks)
+    prefix = manifest.get("star_prefix", "")  # e.g. "External/job012/": RELION's project paths
+    rows = [
+        e["micrograph"]
+        | {k: prefix + e["micrograph"][k] for k in ("rlnMicrographName", "rlnMicrographMetadata")}
+        for e in done
+    ]
+    return write_star(out_dir / STAR_NAME, micrographs_blocks(rows, mtf_name=mtf))
