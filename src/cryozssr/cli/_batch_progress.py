@@ -86,6 +86,12 @@ class BatchProgress:
             eta = time.strftime("%H:%M:%S", time.gmtime(3600 * left / per_hour))
         return per_hour, eta
 
+    def set_total(self, total: int) -> None:
+        """A watched session grows: the total is what has been found so far."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
     def outcome(self, stem: str, state: str, reason: str, seconds: float) -> None:
         if state == "done":
             self.done += 1

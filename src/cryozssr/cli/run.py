@@ -26,6 +26,7 @@ _OPT = "Optics and exposure"
 _METHOD = "Method"
 _BATCH = "Batch"
 _SCALE = "Scale-out"
+_WATCH = "On the fly"
 
 
 def run(
@@ -141,6 +142,36 @@ def run(
     keep_going: bool = typer.Option(
         False, "--keep-going", hidden=True, help="Deprecated: going on is the default."
     ),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Follow the input folders/globs while a session is recorded (see --stable-seconds).",
+        rich_help_panel=_WATCH,
+    ),
+    stable_seconds: float = typer.Option(
+        30.0,
+        "--stable-seconds",
+        help="With --watch: take a movie once its size and time are unchanged this long.",
+        rich_help_panel=_WATCH,
+    ),
+    idle_seconds: float = typer.Option(
+        3600.0,
+        "--idle-seconds",
+        help="With --watch: stop after this long with no new movie.",
+        rich_help_panel=_WATCH,
+    ),
+    poll_seconds: float = typer.Option(
+        5.0,
+        "--poll-seconds",
+        help="With --watch: list the inputs this often.",
+        rich_help_panel=_WATCH,
+    ),
+    stop_file: Path | None = typer.Option(
+        None,
+        "--stop-file",
+        help="With --watch: stop when this file appears (default: <out>/STOP).",
+        rich_help_panel=_WATCH,
+    ),
     workers: int = typer.Option(
         1, "--workers", help="Local worker processes.", rich_help_panel=_SCALE
     ),
@@ -208,13 +239,26 @@ def run(
         from cryozssr.device import resolve_device
 
         resolve_device(device)
-    i, n = parse_shard(shard)
-    movies = take_shard(expand_movie_inputs(inputs), i, n)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     cmd = command_line()
+    if watch:
+        from cryozssr.pipeline.watch import WatchConfig
+
+        if shard:
+            raise OptionError("--shard and --watch exclude each other (use --workers or --dask)")
+        watch_cfg = WatchConfig(
+            stable_seconds=stable_seconds,
+            poll_seconds=poll_seconds,
+            idle_seconds=idle_seconds,
+            stop_file=stop_file,
+        )
+        _watch(inputs, cfg, out, watch_cfg, options, cmd)
+        return
+    i, n = parse_shard(shard)
+    movies = take_shard(expand_movie_inputs(inputs), i, n)
     # check the folder and what is done first, so that the log file lands in an accepted folder
     _, already = prepare_batch(movies, cfg, out, options=options, command_line=cmd)
     with (
@@ -233,6 +277,33 @@ def run(
             movies,
             cfg,
             out,
+            options=options,
+            command_line=cmd,
+            on_outcome=on_outcome,
+            on_progress=bar.stage,
+        )
+        finish(summary)
+
+
+def _watch(inputs, cfg, out, watch_cfg, options, cmd) -> None:
+    from cryozssr.cli._batch_progress import BatchProgress, log_file
+    from cryozssr.pipeline.batch import prepare_out_dir
+    from cryozssr.pipeline.watch import watch_batch
+
+    prepare_out_dir(out)
+    with log_file(out, cmd), BatchProgress(0, 0, label=f"{cfg.method}: watching") as bar:
+
+        def on_outcome(outcome, summary) -> None:
+            bar.set_total(summary.total)
+            bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
+            if outcome.state == "failed":
+                _stderr_line(f"cryozssr: failed: {outcome.reason}")
+
+        summary = watch_batch(
+            inputs,
+            cfg,
+            out,
+            watch=watch_cfg,
             options=options,
             command_line=cmd,
             on_outcome=on_outcome,
