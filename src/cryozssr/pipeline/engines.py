@@ -100,7 +100,7 @@ def run_on_dask(
             "--dask needs dask.distributed: pip install 'cryozssr[cluster]'"
         ) from None
     try:
-        client = Client(options.dask_address, timeout="20s")
+        client = Client(options.dask_address, timeout="10s")
     except OSError as exc:
         raise OptionError(
             f"--dask {options.dask_address}: cannot reach the scheduler ({exc})"

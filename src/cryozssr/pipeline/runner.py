@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -201,6 +202,7 @@ def run_movie_job(
                 "outputs": {n: mf.sha256_file(out / n) for n in result.outputs},
                 "seconds": round(result.seconds, 3),
                 "torch_threads": torch.get_num_threads(),
+                "host": f"{os.uname().nodename}:{os.getpid()}",
                 "micrograph": result.star_row,
             }
             outcome = MovieOutcome(stem, "done", seconds=result.seconds)
