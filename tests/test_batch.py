@@ -81,6 +81,10 @@ def test_one_corrupt_movie_in_six_is_recorded_and_the_rest_are_done(
     last = err.strip().splitlines()[-1]
     assert last.startswith("cryozssr: error: 6 movies: 5 done, 1 failed (")
     assert "m_bad.mrc: truncated MRC file" in last
+    # not a terminal (a cluster log): one plain line per movie, with the rate and the ETA
+    assert "[1/6] m0: done in" in err and "movies/h, ETA" in err
+    (log,) = (out / "logs").glob("run-*.log")
+    assert "6 movies: 5 done, 1 failed" in log.read_text()
     data = mf.read_manifest(out)["movies"]
     assert sorted(s for s, e in data.items() if e["state"] == "done") == [f"m{i}" for i in range(5)]
     assert data["m_bad"]["state"] == "failed" and "truncated" in data["m_bad"]["reason"]
@@ -126,6 +130,15 @@ def test_done_outputs_are_verified_and_another_config_is_refused(
     assert status == 0 and "changed since it was written" in err and "is missing" in err
     for name in ("m0_sr.mrc", "m1_avg.mrc"):
         assert (out / name).read_bytes() == (reference / name).read_bytes()
+    # a same-size change with the old time is only seen by re-hashing (--verify)
+    sr = out / "m1_sr.mrc"
+    st = sr.stat()
+    sr.write_bytes(bytes(st.st_size))
+    os.utime(sr, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0 and sr.read_bytes() == bytes(st.st_size)
+    status, _, err = run_cli(monkeypatch, capsys, *args, "--verify")
+    assert status == 0 and "m1_sr.mrc has changed" in err
+    assert sr.read_bytes() == (reference / "m1_sr.mrc").read_bytes()
     # the case: misr results, then bilinear into the same folder
     status, _, err = run_cli(monkeypatch, capsys, *_args(movies[:2], out, "bilinear"))
     assert status == 2 and err.count("\n") == 1

@@ -18,6 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cryozssr.cli._common import err_console
 
 log = logging.getLogger("cryozssr.cli.run")
+#: Lines for the run's log file only (failures and the summary, which stderr shows as errors).
+file_only = logging.getLogger("cryozssr_run_file")
+file_only.propagate = False
+file_only.setLevel(logging.INFO)
 
 #: Within one movie, a non-terminal log gets a progress line at most this often.
 PLAIN_STAGE_INTERVAL_SECONDS = 60.0
@@ -37,10 +41,12 @@ def log_file(out_dir: Path, command: str) -> Iterator[Path]:
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger("cryozssr")
     logger.addHandler(handler)
+    file_only.addHandler(handler)
     try:
         yield path
     finally:
         logger.removeHandler(handler)
+        file_only.removeHandler(handler)
         handler.close()
 
 
@@ -86,6 +92,12 @@ class BatchProgress:
             eta = time.strftime("%H:%M:%S", time.gmtime(3600 * left / per_hour))
         return per_hour, eta
 
+    def set_already(self, already: int) -> None:
+        """Movies found done before this run (known once the folder is checked)."""
+        self.already = already
+        if self._bar is not None:
+            self._bar.update(self._task, completed=already)
+
     def set_total(self, total: int) -> None:
         """A watched session grows: the total is what has been found so far."""
         self.total = total
@@ -105,12 +117,12 @@ class BatchProgress:
             self._bar.update(self._stage, visible=False)
             if state != "failed":
                 self._bar.console.print(what, markup=False, highlight=False)
-            log.debug("%s; %s", what, stats)
+            file_only.info("%s; %s%s", what, stats, f": {reason}" if reason else "")
         else:
             n = self.already + self.done + self.failed
             line = f"[{n}/{self.total}] {what}; {stats}, ETA {eta}"
             if state == "failed":
-                log.debug("%s", line)
+                file_only.error("%s: %s", line, reason)
             else:
                 log.info("%s", line)
 

@@ -47,7 +47,7 @@ def relion_external(
 
     Example: cryozssr relion-external --o External/job012/ --in_movies Import/job001/movies.star --j 4
     """
-    from cryozssr.cli.run import finish
+    from cryozssr.cli._batch import finish
     from cryozssr.io import expand_movie_inputs
     from cryozssr.pipeline import RunConfig
     from cryozssr.pipeline.relion import optics_from_movies_star, run_external_job

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import typer
 
-from cryozssr.cli._common import command_line, err_console
-from cryozssr.errors import CryoZssrError, OptionError
+from cryozssr.cli._common import command_line
+from cryozssr.errors import OptionError
 
 _IN = "Input"
 _OPT = "Optics and exposure"
@@ -124,6 +124,12 @@ def run(
         help="Replace results of another configuration in --out (default: refuse the folder).",
         rich_help_panel=_BATCH,
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Re-hash the outputs of done movies (default: check their sizes and times).",
+        rich_help_panel=_BATCH,
+    ),
     fail_fast: bool = typer.Option(
         False,
         "--fail-fast",
@@ -198,12 +204,13 @@ def run(
 
     Example: cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2
     """
+    from cryozssr.cli._batch import check_method_options, finish, stderr_line, watch_session
     from cryozssr.cli._batch_progress import BatchProgress, log_file
     from cryozssr.io import expand_movie_inputs
     from cryozssr.pipeline import RunConfig
-    from cryozssr.pipeline.batch import parse_shard
+    from cryozssr.pipeline.batch import parse_shard, prepare_out_dir
     from cryozssr.pipeline.batch import shard as take_shard
-    from cryozssr.pipeline.runner import BatchOptions, prepare_batch, run_batch
+    from cryozssr.pipeline.runner import BatchOptions, run_batch
 
     del skip_existing, keep_going  # resuming and going on are what a batch does now
     cfg = RunConfig(
@@ -226,9 +233,10 @@ def run(
         half_sets=half_sets,
         max_iterations=max_iterations,
     )
-    _check_method_options(cfg)
+    check_method_options(cfg)
     options = BatchOptions(
         redo=redo,
+        verify=verify,
         fail_fast=fail_fast,
         workers=workers,
         dask_address=dask,
@@ -255,23 +263,17 @@ def run(
             idle_seconds=idle_seconds,
             stop_file=stop_file,
         )
-        _watch(inputs, cfg, out, watch_cfg, options, cmd)
+        watch_session(inputs, cfg, out, watch_cfg, options, cmd)
         return
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
-    # check the folder and what is done first, so that the log file lands in an accepted folder
-    _, already = prepare_batch(movies, cfg, out, options=options, command_line=cmd)
-    with (
-        log_file(out, cmd),
-        BatchProgress(len(movies), len(already), label=f"{method}: movies") as bar,
-    ):
+    prepare_out_dir(out)
+    with log_file(out, cmd), BatchProgress(len(movies), 0, label=f"{method}: movies") as bar:
 
         def on_outcome(outcome, summary) -> None:
             bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
             if outcome.state == "failed" and len(movies) > 1:
-                err_console.print(
-                    f"cryozssr: failed: {outcome.reason}", markup=False, highlight=False
-                )
+                stderr_line(f"cryozssr: failed: {outcome.reason}")
 
         summary = run_batch(
             movies,
@@ -281,71 +283,6 @@ def run(
             command_line=cmd,
             on_outcome=on_outcome,
             on_progress=bar.stage,
+            on_start=bar.set_already,
         )
         finish(summary)
-
-
-def _watch(inputs, cfg, out, watch_cfg, options, cmd) -> None:
-    from cryozssr.cli._batch_progress import BatchProgress, log_file
-    from cryozssr.pipeline.batch import prepare_out_dir
-    from cryozssr.pipeline.watch import watch_batch
-
-    prepare_out_dir(out)
-    with log_file(out, cmd), BatchProgress(0, 0, label=f"{cfg.method}: watching") as bar:
-
-        def on_outcome(outcome, summary) -> None:
-            bar.set_total(summary.total)
-            bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
-            if outcome.state == "failed":
-                _stderr_line(f"cryozssr: failed: {outcome.reason}")
-
-        summary = watch_batch(
-            inputs,
-            cfg,
-            out,
-            watch=watch_cfg,
-            options=options,
-            command_line=cmd,
-            on_outcome=on_outcome,
-            on_progress=bar.stage,
-        )
-        finish(summary)
-
-
-def _check_method_options(cfg) -> None:
-    if cfg.method != "zssr" and (cfg.preset or cfg.regime or cfg.max_iterations):
-        raise OptionError("--preset, --regime and --max-iterations apply to --method zssr only")
-    if cfg.method == "zssr":
-        from cryozssr.pipeline.methods import zssr_config
-
-        # validate preset and regime before reading any movie
-        if not zssr_config(cfg).trains_network and (cfg.preset or cfg.max_iterations):
-            raise OptionError(
-                "--preset and --max-iterations apply to the network regimes"
-                " (--regime journal or workshop), not to explicit"
-            )
-
-
-def _stderr_line(text: str) -> None:
-    """One unwrapped line on stderr (rich would fold it at 80 columns in a log)."""
-    import sys
-
-    err_console.file.flush()
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
-def finish(summary) -> None:
-    """Print the summary line and leave with the batch's exit status (see the module docstring)."""
-    import logging
-
-    from cryozssr.pipeline.runner import EXIT_FAILED, EXIT_OK
-
-    status = summary.exit_status
-    if status == EXIT_FAILED:
-        failed = summary.failed
-        raise CryoZssrError(failed[0].reason if summary.total == 1 else summary.line())
-    logging.getLogger("cryozssr.cli.run").info("%s", summary.line())
-    if status != EXIT_OK:
-        _stderr_line(f"cryozssr: error: {summary.line()}")
-        raise typer.Exit(status)

@@ -38,6 +38,8 @@ class BatchOptions:
 
     redo:
         Redo movies recorded with another configuration instead of refusing the folder.
+    verify:
+        Re-hash every done movie's outputs (SHA-256) rather than compare sizes and times.
     fail_fast:
         Stop at the first failed movie (the default records it and goes on).
     workers:
@@ -52,6 +54,7 @@ class BatchOptions:
     """
 
     redo: bool = False
+    verify: bool = False
     fail_fast: bool = False
     workers: int = 1
     dask_address: str | None = None
@@ -200,6 +203,7 @@ def run_movie_job(
                 "input": str(job.path),
                 "fingerprint": job.fingerprint,
                 "outputs": {n: mf.sha256_file(out / n) for n in result.outputs},
+                "stats": {n: mf.file_stat(out / n) for n in result.outputs},
                 "seconds": round(result.seconds, 3),
                 "torch_threads": torch.get_num_threads(),
                 "host": f"{os.uname().nodename}:{os.getpid()}",
@@ -266,7 +270,7 @@ def prepare_batch(
             entry = data["movies"].get(stem)
             if not entry or entry.get("state") != "done" or entry.get("fingerprint") != fp:
                 continue
-            problem = mf.verify_done(out_dir, entry)
+            problem = mf.verify_done(out_dir, entry, rehash=options.verify)
             if problem:
                 log.warning("%s: %s: processing it again", stem, problem)
                 data["movies"][stem] = {"state": "pending", "input": entry.get("input")}
@@ -294,15 +298,19 @@ def run_batch(
     on_outcome: Callable[[MovieOutcome, BatchSummary], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_start: Callable[[int], None] | None = None,
 ) -> BatchSummary:
     """Process every movie not yet done into ``out_dir``; returns the summary (see its ``exit_status``).
 
     ``on_outcome`` is called in this process after each movie; ``on_progress`` (within one
     movie's method) only when the movies run in this process. ``should_stop`` is polled between
-    movies (RELION's abort file, a stop file).
+    movies (RELION's abort file, a stop file); ``on_start(n_already_done)`` once the folder is
+    checked.
     """
     jobs, already = prepare_batch(movies, cfg, out_dir, options=options, command_line=command_line)
     summary = BatchSummary(outcomes=list(already), total=len(movies))
+    if on_start is not None:
+        on_start(len(already))
     if not jobs:
         return summary
 
