@@ -62,3 +62,18 @@ def wait_status(pid: int) -> int:
 
     _, raw = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(raw)
+
+
+def run_cli_quiet(*args: str) -> int:
+    """:func:`run_cli` outside a test function (module fixtures): the exit status only."""
+    mp = pytest.MonkeyPatch()
+
+    class _Discard:
+        @staticmethod
+        def readouterr():
+            return type("Captured", (), {"out": "", "err": ""})()
+
+    try:
+        return run_cli(mp, _Discard, *args)[0]
+    finally:
+        mp.undo()

@@ -13,9 +13,8 @@ import pytest
 import starfile
 import torch
 
-from _cli import fork_cli, run_cli, wait_status
-from _synthetic import synthetic_movie
-from cryozssr.io import write_mrc
+from _cli import fork_cli, run_cli, run_cli_quiet, wait_status
+from _synthetic import write_movies
 from cryozssr.pipeline import manifest as mf
 from cryozssr.pipeline.runner import EXIT_PARTIAL
 
@@ -24,14 +23,7 @@ N_MOVIES = 6
 
 @pytest.fixture(scope="module")
 def movies(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("batch_movies")
-    paths = []
-    for i in range(N_MOVIES):
-        lr, _, _ = synthetic_movie(size_hr=96, n_frames=6, seed=10 + i)
-        paths.append(
-            write_mrc(folder / f"m{i}.mrc", lr.numpy(), pixel_size_angstrom=3.0, mode="uint16")
-        )
-    return paths
+    return write_movies(tmp_path_factory.mktemp("batch_movies"), N_MOVIES, prefix="m", seed=10)
 
 
 def _args(paths, out, method="misr", *extra):
@@ -53,18 +45,7 @@ def _checksums(out) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def reference(movies, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "out"
-    mp = pytest.MonkeyPatch()
-    try:
-
-        class _Capsys:  # run_cli wants capsys; a module fixture cannot have it
-            @staticmethod
-            def readouterr():
-                return type("C", (), {"out": "", "err": ""})()
-
-        status, _, _ = run_cli(mp, _Capsys, *_args(movies, out))
-    finally:
-        mp.undo()
-    assert status == 0
+    assert run_cli_quiet(*_args(movies, out)) == 0
     return out
 
 

@@ -6,6 +6,9 @@ src/micrograph_model.cpp, src/motioncorr_runner.cpp, src/pipeline_control.cpp).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pandas as pd
 import pytest
 import starfile
@@ -202,3 +205,20 @@ def test_external_job_failure_leaves_the_failure_marker(tmp_path, monkeypatch, c
     )  # fmt: skip
     assert status == 2
     assert (tmp_path / "External/job007/RELION_JOB_EXIT_FAILURE").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("relion_star_handler") is None, reason="RELION is not installed here"
+)
+def test_relions_own_reader_takes_our_micrographs_star(movie, tmp_path, monkeypatch, capsys):
+    path, _ = movie
+    out = tmp_path / "out"
+    args = ["run", str(path), "--out", str(out), "--method", "bilinear", "--device", "cpu",
+            "--dose-per-frame", "1.5"]  # fmt: skip
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    done = subprocess.run(
+        ["relion_star_handler", "--i", "micrographs_sr.star", "--o", "checked.star"],
+        cwd=out, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert starfile.read(out / "checked.star")["micrographs"].shape[0] == 1

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from _cli import run_cli
-from _synthetic import synthetic_movie
-from cryozssr.io import write_mrc
+from _cli import run_cli, run_cli_quiet
+from _synthetic import write_movies
 from cryozssr.pipeline import manifest as mf
 
 N = 4
@@ -14,14 +13,7 @@ N = 4
 
 @pytest.fixture(scope="module")
 def movies(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("scale_movies")
-    out = []
-    for i in range(N):
-        lr, _, _ = synthetic_movie(size_hr=96, n_frames=6, seed=70 + i)
-        out.append(
-            write_mrc(folder / f"s{i}.mrc", lr.numpy(), pixel_size_angstrom=3.0, mode="uint16")
-        )
-    return out
+    return write_movies(tmp_path_factory.mktemp("scale_movies"), N, prefix="s", seed=70)
 
 
 def _args(movies, out, *extra):
@@ -38,17 +30,7 @@ def _results(out):
 @pytest.fixture(scope="module")
 def serial(movies, tmp_path_factory):
     out = tmp_path_factory.mktemp("serial") / "out"
-    mp = pytest.MonkeyPatch()
-
-    class _Quiet:
-        @staticmethod
-        def readouterr():
-            return type("C", (), {"out": "", "err": ""})()
-
-    try:
-        assert run_cli(mp, _Quiet, *_args(movies, out))[0] == 0
-    finally:
-        mp.undo()
+    assert run_cli_quiet(*_args(movies, out)) == 0
     return out
 
 

@@ -8,8 +8,7 @@ import time
 import starfile
 
 from _cli import run_cli
-from _synthetic import synthetic_movie
-from cryozssr.io import write_mrc
+from _synthetic import write_movies
 from cryozssr.pipeline import manifest as mf
 from cryozssr.pipeline import watch as watch_module
 from cryozssr.pipeline.config import RunConfig
@@ -21,13 +20,7 @@ CHUNKS, PAUSE = 4, 0.15  # the writer pauses 0.15 s between chunks; the watch wa
 
 
 def _sources(folder):
-    paths = []
-    for i in range(N):
-        lr, _, _ = synthetic_movie(size_hr=96, n_frames=6, seed=50 + i)
-        paths.append(
-            write_mrc(folder / f"w{i}.mrc", lr.numpy(), pixel_size_angstrom=3.0, mode="uint16")
-        )
-    return paths
+    return write_movies(folder, N, prefix="w", seed=50)
 
 
 def _slow_copy(sources, dest, finished: dict):
