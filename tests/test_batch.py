@@ -205,3 +205,17 @@ def test_the_star_is_rewritten_after_each_movie(movies, tmp_path, monkeypatch, c
     assert np.isfinite(
         starfile.read(out / "micrographs_sr.star")["micrographs"]["rlnAccumMotionTotal"]
     ).all()
+
+
+def test_the_journal_skips_a_record_cut_short_and_reads_incrementally(tmp_path):
+    def record(stem):
+        return lambda data: data["movies"].__setitem__(stem, {"state": "failed", "reason": stem})
+
+    mf.update_manifest(tmp_path, record("a"))
+    with open(tmp_path / mf.MANIFEST_NAME, "ab") as f:
+        f.write(b'\n{"movie":"b","entry":{"sta')  # a process killed mid-append
+    assert set(mf.read_manifest(tmp_path)["movies"]) == {"a"}
+    mf.update_manifest(tmp_path, record("c"))
+    assert set(mf.read_manifest(tmp_path)["movies"]) == {"a", "c"}
+    mf._CACHE.clear()  # another process, reading from the start
+    assert mf.read_manifest(tmp_path)["movies"]["c"] == {"state": "failed", "reason": "c"}

@@ -1,11 +1,18 @@
 """The batch manifest: which movie of an output folder is done, failed or pending, and with what.
 
-``<out>/cryozssr_manifest.json`` (written atomically, only under the folder lock) holds::
+``<out>/cryozssr_manifest.jsonl`` is an append-only journal of JSON records, one per line::
 
-    {"format": 1, "fingerprint": "<sha256 of the config>", "config": {...},
-     "movies": {"<stem>": {"state": "done", "input": "...", "fingerprint": "...",
-                           "outputs": {"<name>": "<sha256>", ...}, "seconds": 12.3, ...},
-                "<stem>": {"state": "failed", "input": "...", "reason": "<one line>"}}}
+    {"header": {"format": 1, "fingerprint": "<sha256 of the config>", "config": {...}}}
+    {"movie": "<stem>", "entry": {"state": "done", "input": "...", "fingerprint": "...",
+                                  "outputs": {"<name>": "<sha256>"}, "seconds": 12.3, ...}}
+    {"movie": "<stem>", "entry": {"state": "failed", "input": "...", "reason": "<one line>"}}
+
+The state is the last record of each kind: :func:`read_manifest` folds it into
+``{"format", "fingerprint", "config", ..., "movies": {stem: entry}}``. Each record is appended,
+under the folder lock, by a single ``write`` of ``"\n" + json``: a process killed mid-append (or a
+full disk) leaves at worst one unparsable record, which readers skip. Appending keeps the cost of
+recording a movie constant for a 20,000-movie session (rewriting a whole JSON file per movie
+would not), and each process parses only the records added since it last looked.
 
 A movie is *done* only when the manifest says so: its files are all written before its entry is,
 so a run killed at any moment leaves at worst files that the manifest does not list (they are
@@ -29,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from cryozssr.errors import OutputError
-from cryozssr.io import atomic_path
 
-MANIFEST_NAME = "cryozssr_manifest.json"
+MANIFEST_NAME = "cryozssr_manifest.jsonl"
 STAR_NAME = "micrographs_sr.star"  # written under the folder lock (pipeline.star)
 STATE_DIR = ".cryozssr"
 FORMAT = 1
@@ -78,20 +84,75 @@ def _state_dir(out_dir: Path) -> Path:
     return d
 
 
+def _empty() -> dict[str, Any]:
+    return {"format": FORMAT, "fingerprint": None, "config": None, "movies": {}}
+
+
+# per process: journal path -> (inode, bytes consumed, folded state)
+_CACHE: dict[Path, tuple[int, int, dict[str, Any]]] = {}
+
+
 def read_manifest(out_dir: Path) -> dict[str, Any]:
-    """The manifest (an empty one when the folder has none yet)."""
+    """The folded manifest (empty when the folder has none yet); a fresh copy the caller may edit.
+
+    Only records appended since this process last read the journal are parsed.
+    """
     path = manifest_path(out_dir)
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            cached_inode, offset, state = _CACHE.get(path, (None, 0, None))
+            if cached_inode != st.st_ino or state is None or st.st_size < offset:
+                offset, state = 0, _empty()
+            f.seek(offset)
+            tail = f.read()
     except FileNotFoundError:
-        return {"format": FORMAT, "fingerprint": None, "config": None, "movies": {}}
-    except (OSError, ValueError) as exc:
-        raise OutputError(
-            f"{path}: unreadable manifest ({exc}); move it away to start over"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or "movies" not in data:
-        raise OutputError(f"{path}: not a cryozssr manifest (format {FORMAT})")
-    return data
+        _CACHE.pop(path, None)
+        return _empty()
+    except OSError as exc:
+        raise OutputError(f"{path}: unreadable manifest ({exc.strerror})") from None
+    pieces = tail.split(b"\n")
+    consumed = len(pieces[0])  # text before the first record separator (none in a sound file)
+    for k, piece in enumerate(pieces[1:], start=1):
+        last = k == len(pieces) - 1
+        try:
+            record = json.loads(piece)
+        except ValueError:
+            if last:  # perhaps being appended right now: read it next time
+                break
+            record = None  # a record cut short by a kill or a full disk
+        if isinstance(record, dict):
+            _fold(state, record, path)
+        consumed += 1 + len(piece)
+    _CACHE[path] = (st.st_ino, offset + consumed, state)
+    return state | {"movies": dict(state["movies"])}
+
+
+def _fold(state: dict[str, Any], record: dict[str, Any], path: Path) -> None:
+    if "header" in record:
+        header = record["header"]
+        if header.get("format") != FORMAT:
+            raise OutputError(f"{path}: not a cryozssr manifest of format {FORMAT}")
+        state.update(header)
+    elif "movie" in record:
+        state["movies"][record["movie"]] = record["entry"]
+
+
+def _append(out_dir: Path, records: list[dict[str, Any]]) -> None:
+    if not records:
+        return
+    text = "".join("\n" + json.dumps(r, separators=(",", ":"), allow_nan=False) for r in records)
+    data = text.encode()
+    try:
+        fd = os.open(manifest_path(out_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            written = os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot record in {manifest_path(out_dir)}: {exc.strerror}") from None
+    if written != len(data):
+        raise OutputError(f"cannot record in {manifest_path(out_dir)}: short write (disk full?)")
 
 
 @contextlib.contextmanager
@@ -143,20 +204,31 @@ def update_manifest(
     *,
     after: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Read, ``change`` in place, and atomically rewrite the manifest under the folder lock.
+    """Read the manifest, let ``change`` edit it, and append what changed, under the folder lock.
 
-    ``after(manifest)`` runs under the same lock (the STAR files are rewritten there, so that they
-    always list exactly the movies the manifest calls done). Returns the new manifest.
+    ``change`` replaces entries (``data["movies"][stem] = {...}``) or header values
+    (``data["fingerprint"] = ...``); it must not edit an entry in place. ``after(manifest)`` runs
+    under the same lock (the STAR files are rewritten there, so that they always list exactly the
+    movies the manifest calls done). Returns the new manifest.
     """
     with folder_lock(out_dir):
-        for name in (MANIFEST_NAME, STAR_NAME):  # left by a writer killed under this lock
-            for leftover in out_dir.glob(f".{name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
+        for leftover in out_dir.glob(f".{STAR_NAME}.*.tmp"):  # left by a writer killed here
+            leftover.unlink(missing_ok=True)
         data = read_manifest(out_dir)
+        before = data | {"movies": dict(data["movies"])}
         change(data)
-        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
-        with atomic_path(manifest_path(out_dir)) as tmp:
-            tmp.write_text(text)
+        records: list[dict[str, Any]] = []
+        header = {k: v for k, v in data.items() if k != "movies"}
+        if header != {k: v for k, v in before.items() if k != "movies"}:
+            records.append({"header": header})
+        old = before["movies"]
+        records += [
+            {"movie": stem, "entry": entry}
+            for stem, entry in data["movies"].items()
+            if old.get(stem) is not entry
+        ]
+        _append(out_dir, records)
+        data = read_manifest(out_dir)
         if after is not None:
             after(data)
     return data
