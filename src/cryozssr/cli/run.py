@@ -7,7 +7,7 @@ Example::
 For each movie ``<stem>`` it writes ``<stem>_sr.mrc`` (2x, half the pixel size), ``<stem>_avg.mrc``
 (motion-corrected, dose-weighted average), ``<stem>_sr.star`` (RELION motion metadata),
 ``<stem>.json`` (config, trajectory, timings) and, for the whole folder, ``micrographs_sr.star``
-(RELION 5 / cryoSPARC import) and ``cryozssr_manifest.json`` (what is done). Rerunning the same
+(RELION 5 / cryoSPARC import) and ``cryozssr_manifest.jsonl`` (what is done). Rerunning the same
 command continues where it stopped. Exit status: 0 all movies done, 3 some failed, 2 usage error,
 bad input or all movies failed.
 """
