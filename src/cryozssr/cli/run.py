@@ -109,7 +109,7 @@ def run(
     seed: int = typer.Option(
         0,
         "--seed",
-        help="Random seed (same seed, same output on the CPU).",
+        help="Random seed (same seed, device and --threads: same bytes).",
         rich_help_panel=_METHOD,
     ),
     mtf: Path | None = typer.Option(
@@ -175,7 +175,7 @@ def run(
     stop_file: Path | None = typer.Option(
         None,
         "--stop-file",
-        help="With --watch: stop when this file appears (default: <out>/STOP).",
+        help="With --watch: stop when this file appears (default: STOP in the output folder).",
         rich_help_panel=_WATCH,
     ),
     workers: int = typer.Option(
