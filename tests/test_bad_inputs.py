@@ -298,3 +298,13 @@ def test_a_symlinked_movie_is_read_and_its_target_untouched(tmp_path, monkeypatc
     )  # fmt: skip
     assert status == 0, err
     assert target.read_bytes() == before
+
+
+def test_odd_frame_sizes_are_processed_at_twice_the_size(tmp_path, monkeypatch, capsys):
+    movie = _mrc(tmp_path, "odd.mrc", _frames()[:, :47, :45])
+    out = tmp_path / "out"
+    args = ["run", str(movie), "--out", str(out), "--method", "misr", "--device", "cpu",
+            "--dose-per-frame", "1.5"]  # fmt: skip
+    status, _, err = run_cli(monkeypatch, capsys, *args)
+    assert status == 0, err
+    assert mrcfile.read(out / "odd_sr.mrc").shape == (94, 90)
