@@ -219,3 +219,28 @@ def test_the_journal_skips_a_record_cut_short_and_reads_incrementally(tmp_path):
     assert set(mf.read_manifest(tmp_path)["movies"]) == {"a", "c"}
     mf._CACHE.clear()  # another process, reading from the start
     assert mf.read_manifest(tmp_path)["movies"]["c"] == {"state": "failed", "reason": "c"}
+
+
+def test_fail_fast_stops_at_the_first_failure(movies, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "a_bad.mrc"
+    bad.write_bytes(b"")
+    out = tmp_path / "out"
+    status, _, err = run_cli(
+        monkeypatch, capsys, *_args([bad, *movies[:2]], out, "bilinear", "--fail-fast")
+    )
+    assert status == 2
+    assert err.strip().splitlines()[-1].startswith("cryozssr: error: 3 movies: 0 done, 1 failed")
+    assert "2 not started" in err and not list(out.glob("*_sr.mrc"))
+
+
+def test_bad_batch_options_are_one_clean_line(movies, tmp_path, monkeypatch, capsys):
+    from _cli import assert_one_clean_error
+
+    for extra, fragment in (
+        (["--workers", "0"], "--workers 0"),
+        (["--threads", "0"], "--threads 0"),
+    ):
+        status, _, err = run_cli(
+            monkeypatch, capsys, *_args(movies[:1], tmp_path / "o", "bilinear", *extra)
+        )
+        assert_one_clean_error(status, err, fragment)
