@@ -59,6 +59,7 @@ blended with raised-cosine windows. Memory is bounded by the tile size and ``fra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -167,6 +168,50 @@ def misr(
         else:
             out.add(tile, solver.mmse(tile, sums, signal))
     return out.image().to(out_dtype)
+
+
+def misr_halves_then_mmse(
+    frames: torch.Tensor,
+    motion: MotionField,
+    spectrum_of_halves: Callable[[torch.Tensor, torch.Tensor], RadialSpectrum],
+    *,
+    exposure: Exposure | None,
+    regularisation: float = 0.25,
+    factor: int = 2,
+    frame_chunk: int = 8,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum]:
+    """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
+
+    Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
+    and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
+    transformed and summed once: the sums of all frames are those of the halves added. Returns
+    ``(image, (even, odd), spectrum)``. Memory: the movie plus one complex alias sum per LR
+    frequency of every tile (``4 x 8`` bytes per LR pixel on the half plane).
+    """
+    check_movie(frames, motion, factor=factor, min_frames=4, method="misr")
+    out_dtype = frames.dtype if frames.is_floating_point() else torch.float32
+    solver = TileSolver(
+        frames,
+        motion,
+        exposure=exposure,
+        factor=factor,
+        tile_size_px=None,
+        tile_overlap_px=32,
+        frame_chunk=frame_chunk,
+    )
+    halves = (solver.blend(), solver.blend())
+    kept = []
+    for tile in solver.tiles:
+        even, odd = solver.sums(tile, split=True)
+        halves[0].add(tile, solver.tikhonov(tile, even, regularisation=regularisation))
+        halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
+        kept.append(even + odd)
+    even_image, odd_image = (half.image().to(out_dtype) for half in halves)
+    spectrum = spectrum_of_halves(even_image, odd_image)
+    out = solver.blend()
+    for tile in solver.tiles:
+        out.add(tile, solver.mmse(tile, kept.pop(0), spectrum))
+    return out.image().to(out_dtype), (even_image, odd_image), spectrum
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,9 @@ from typing import Any
 
 import torch
 
-from cryozssr.baselines.misr import RadialSpectrum, misr, smooth_shells
+from cryozssr.baselines.misr import RadialSpectrum, misr_halves_then_mmse, smooth_shells
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
-from cryozssr.motion.averages import even_odd_frames
 from cryozssr.motion.field import MotionField
 from cryozssr.register import band_mean, frc_curve
 
@@ -126,21 +125,18 @@ def explicit_super_resolve(
             f" frames, got {t}"
         )
     start = time.perf_counter()
-    frames = frames.to(torch.float32)
-    halves = []
-    for offset, indices in enumerate(even_odd_frames(t)):
-        halves.append(
-            misr(
-                frames[indices],
-                motion.select(indices),
-                exposure=exposure.every_other(offset),
-                regularisation=config.regularisation,
-            )
+
+    def spectrum_of_halves(even: torch.Tensor, odd: torch.Tensor) -> RadialSpectrum:
+        return half_set_spectrum(
+            even,
+            odd,
+            smoothing_shells=config.smoothing_shells,
+            floor_fraction=config.floor_fraction,
         )
-    spectrum = half_set_spectrum(
-        *halves, smoothing_shells=config.smoothing_shells, floor_fraction=config.floor_fraction
+
+    image, halves, spectrum = misr_halves_then_mmse(
+        frames, motion, spectrum_of_halves, exposure=exposure, regularisation=config.regularisation
     )
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
-    image = misr(frames, motion, exposure=exposure, signal=spectrum)
     return ExplicitResult(image, spectrum, half_set_frc, time.perf_counter() - start)
