@@ -25,6 +25,8 @@ by default (``SOLVE_DTYPE``), see ``bench/results/throughput.json`` for the meas
 
 from __future__ import annotations
 
+import cmath
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -64,6 +66,10 @@ class AliasGrid:
     g_hr: torch.Tensor  # (f, f, h, wr) float64
     g_lr: torch.Tensor  # (h, wr) float64
     rad_hr: torch.Tensor  # (f, f, h, wr) float64, cycles/HR px
+    d_range: tuple[int, int]  # largest |n_a - n_b| along y and x
+    u_step: float  # spacing of the F_d(u) tables
+    lookup_index: torch.Tensor  # (P, h, wr) long: flat table index (d, u) of every looked-up value
+    lookup_frac: torch.Tensor  # (P, h, wr) float64: linear interpolation weight
 
     @property
     def wr(self) -> int:
@@ -90,7 +96,43 @@ def alias_grid(h: int, w: int, *, factor: int, exposure: Exposure | None, device
         g_hr, g_lr = torch.zeros_like(rad_hr), torch.zeros_like(rad_lr)
     n_y = (f * fy - ky[:, None]).round().long()
     n_x = (f * fx - kx[:, None]).round().long()
-    return AliasGrid(h, w, f, fy, fx, ky, kx, n_y, n_x, base, g_hr, g_lr, rad_hr)
+    dy, dx = int(n_y.max() - n_y.min()), int(n_x.max() - n_x.min())
+    u_step = (2.0 * float(g_hr.max()) + 1e-12) / (TABLE_POINTS - 2)
+    # looked up: G's upper entries (pairs a <= b), then qbar^2 of every alias, then of the LR grid
+    aliases = [(a, b) for a in range(f) for b in range(f)]
+    d_index, u = [], []
+    for i, a in enumerate(aliases):
+        for b in aliases[i:]:
+            ddy = n_y[:, a[0]] - n_y[:, b[0]] + dy
+            ddx = n_x[:, a[1]] - n_x[:, b[1]] + dx
+            d_index.append(ddy[:, None] * (2 * dx + 1) + ddx[None, :])
+            u.append(g_hr[a] + g_hr[b])
+    zero = torch.full((h, wr), dy * (2 * dx + 1) + dx, device=device)  # d = (0, 0)
+    for g in [*(g_hr[a] for a in aliases), g_lr]:
+        d_index.append(zero)
+        u.append(2 * g)
+    pos = torch.stack(u) / u_step
+    i0 = pos.floor().long().clamp(max=TABLE_POINTS - 2)
+    index = torch.stack(d_index) * TABLE_POINTS + i0
+    return AliasGrid(
+        h,
+        w,
+        f,
+        fy,
+        fx,
+        ky,
+        kx,
+        n_y,
+        n_x,
+        base,
+        g_hr,
+        g_lr,
+        rad_hr,
+        (dy, dx),
+        u_step,
+        index,
+        pos - i0,
+    )
 
 
 def _doses_known(exposure: Exposure | None) -> bool:
@@ -147,72 +189,92 @@ def empty_sums(grid: AliasGrid, *, device) -> AliasSums:
     )
 
 
+def _runs(values: torch.Tensor) -> tuple[tuple[int, int, int], ...]:
+    """``(start, stop, value)`` of the runs of equal integers in ``(n,)`` ``values``."""
+    v = values.tolist()
+    edges = [0] + [i for i in range(1, len(v)) if v[i] != v[i - 1]] + [len(v)]
+    return tuple((a, b, int(v[a])) for a, b in itertools.pairwise(edges))
+
+
+class DoseFilters:
+    """Exposure filters ``q_t`` of every frame on a grid's aliases and LR frequencies, complex64.
+
+    ``cache=True`` keeps them for all frames (tiles of the same shape share them): ``(t, f^2 + 1,
+    h, wr)``; otherwise they are computed per frame.
+    """
+
+    def __init__(self, grid: AliasGrid, doses: torch.Tensor, *, cache: bool) -> None:
+        f = grid.factor
+        self.g = torch.cat([grid.g_hr.reshape(f * f, grid.h, grid.wr), grid.g_lr[None]]).float()
+        self.doses = doses
+        self.table = None
+        if cache:
+            self.table = torch.stack([self._compute(i) for i in range(doses.numel())])
+
+    def _compute(self, frame: int) -> torch.Tensor:
+        return torch.exp(-float(self.doses[frame]) * self.g).to(torch.complex64)
+
+    def __call__(self, frame: int) -> torch.Tensor:
+        """``(f^2 + 1, h, wr)``: the aliases' filters (order ``a f + b``), then the LR one."""
+        return self.table[frame] if self.table is not None else self._compute(frame)
+
+
 def accumulate(
     sums: AliasSums,
     spectra: torch.Tensor,
     shifts: torch.Tensor,
-    doses: torch.Tensor,
+    frames: list[int],
     grid: AliasGrid,
+    filters: DoseFilters,
 ) -> None:
-    """Add ``(c, h, wr)`` frame spectra (``rfft2``) with ``(c, 2)`` LR shifts and ``(c,)`` doses."""
+    """Add ``(c, h, wr)`` frame spectra (``rfft2``) with ``(c, 2)`` LR shifts (movie ``frames``).
+
+    Per frame: one aligned spectrum, then one fused multiply-add per alias (``addcmul_``; the alias
+    phase relative to the aligned spectrum is a constant on each run of ``n_a``).
+    """
     f = grid.factor
-    two_pi_i = 2j * math.pi
     s = shifts.to(torch.float64)
-    # conj of the model's alias phases exp(-2 pi i f K . s): (c, h, f) and (c, wr, f)
-    py = torch.exp(two_pi_i * f * grid.fy[None] * s[:, 0, None, None]).to(torch.complex64)
-    px = torch.exp(two_pi_i * f * grid.fx[None] * s[:, 1, None, None]).to(torch.complex64)
-    d = doses.to(torch.float64)[:, None, None]
-    for a in range(f):
-        along_y = spectra * py[:, :, None, a]
-        for b in range(f):
-            q = torch.exp(-d * grid.g_hr[a, b]).to(torch.float32)  # (c, h, wr)
-            sums.rhs[a, b] += (along_y * px[:, None, :, b] * q).sum(0)
-    ramp_y = torch.exp(two_pi_i * grid.ky[None] * s[:, 0, None]).to(torch.complex64)
-    ramp_x = torch.exp(two_pi_i * grid.kx[None] * s[:, 1, None]).to(torch.complex64)
-    q_lr = torch.exp(-d * grid.g_lr).to(torch.float32)
-    sums.average += (spectra * ramp_y[:, :, None] * ramp_x[:, None, :] * q_lr).sum(0)
-    if grid.h % 2 == 0:  # the aligned average's other sign convention on the LR Nyquist row
-        ny = grid.h // 2
-        if grid.w % 2 == 0:
-            ramp_x[:, -1] = ramp_x[:, -1].conj()
-        ramp = ramp_y[:, ny, None].conj() * ramp_x
-        sums.nyquist_row += (spectra[:, ny] * ramp * q_lr[:, ny]).sum(0)
+    ramp_y = torch.exp(2j * math.pi * grid.ky[None] * s[:, 0, None]).to(torch.complex64)
+    ramp_x = torch.exp(2j * math.pi * grid.kx[None] * s[:, 1, None]).to(torch.complex64)
+    aligned = spectra * ramp_y[:, :, None]
+    aligned *= ramp_x[:, None, :]
+    runs_y = [_runs(grid.n_y[:, a]) for a in range(f)]
+    runs_x = [_runs(grid.n_x[:, b]) for b in range(f)]
+    ny = grid.h // 2
+    for j, (sy, sx) in enumerate(s.tolist()):
+        y, q = aligned[j], filters(frames[j])
+        for a in range(f):
+            for b in range(f):
+                for y0, y1, n_y in runs_y[a]:
+                    for x0, x1, n_x in runs_x[b]:
+                        phase = cmath.exp(2j * math.pi * (n_y * sy + n_x * sx))
+                        sums.rhs[a, b, y0:y1, x0:x1].addcmul_(
+                            q[a * f + b, y0:y1, x0:x1], y[y0:y1, x0:x1], value=phase
+                        )
+        sums.average.addcmul_(q[-1], y)
+        if grid.h % 2 == 0:  # the aligned average's other sign convention on the LR Nyquist row
+            other = cmath.exp(2j * math.pi * sy)
+            sums.nyquist_row.addcmul_(q[-1, ny], y[ny], value=other)
+            if grid.w % 2 == 0:
+                sums.nyquist_row[-1] += (other * (cmath.exp(2j * math.pi * sx) - 1)) * (
+                    q[-1, ny, -1] * y[ny, -1]
+                )
     sums.shifts = torch.cat([sums.shifts, s])
-    sums.doses = torch.cat([sums.doses, doses.to(torch.float64)])
+    sums.doses = torch.cat([sums.doses, filters.doses[frames].to(torch.float64)])
     sums.counts += float(spectra[:, 0, 0].real.double().sum())
 
 
-class _Tables:
-    """``F_d(u)`` for the integer phase differences ``d`` a grid needs, on ``TABLE_POINTS`` of ``u``."""
-
-    def __init__(self, sums: AliasSums, grid: AliasGrid) -> None:
-        dev = sums.rhs.device
-        self.dy = int(grid.n_y.max() - grid.n_y.min())
-        self.dx = int(grid.n_x.max() - grid.n_x.min())
-        dys = torch.arange(-self.dy, self.dy + 1, device=dev, dtype=torch.float64)
-        dxs = torch.arange(-self.dx, self.dx + 1, device=dev, dtype=torch.float64)
-        d = torch.stack(torch.meshgrid(dys, dxs, indexing="ij"), -1).reshape(-1, 2)  # (nd, 2)
-        phase = torch.exp(2j * math.pi * (sums.shifts @ d.T))  # (t, nd)
-        u_max = 2.0 * float(grid.g_hr.max()) + 1e-12
-        self.step = u_max / (TABLE_POINTS - 2)
-        u = torch.arange(TABLE_POINTS, device=dev, dtype=torch.float64) * self.step
-        decay = torch.exp(-u[:, None] * sums.doses[None, :]).to(phase.dtype)  # (M, t)
-        self.table = (decay @ phase).T.contiguous().flatten()  # (nd * M,)
-        self.n_frames = sums.n_frames
-
-    def lookup(self, d_index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``F_d(u)`` at ``(...)`` indices into the ``d`` list and ``(...)`` values of ``u``."""
-        pos = u / self.step
-        i0 = pos.floor().long().clamp(max=TABLE_POINTS - 2)
-        frac = (pos - i0).to(self.table.real.dtype)
-        flat = d_index * TABLE_POINTS + i0
-        return self.table[flat] * (1 - frac) + self.table[flat + 1] * frac
-
-    def d_index(self, grid: AliasGrid, a: tuple[int, int], b: tuple[int, int]) -> torch.Tensor:
-        """Index of ``n_a - n_b`` per ``(h, wr)`` frequency."""
-        ddy = grid.n_y[:, a[0]] - grid.n_y[:, b[0]] + self.dy
-        ddx = grid.n_x[:, a[1]] - grid.n_x[:, b[1]] + self.dx
-        return ddy[:, None] * (2 * self.dx + 1) + ddx[None, :]
+def gram_tables(sums: AliasSums, grid: AliasGrid) -> torch.Tensor:
+    """``F_d(u)`` (module docstring) for every ``d`` of the grid, ``TABLE_POINTS`` each, flat."""
+    dev = sums.rhs.device
+    dy, dx = grid.d_range
+    dys = torch.arange(-dy, dy + 1, device=dev, dtype=torch.float64)
+    dxs = torch.arange(-dx, dx + 1, device=dev, dtype=torch.float64)
+    d = torch.stack(torch.meshgrid(dys, dxs, indexing="ij"), -1).reshape(-1, 2)  # (nd, 2)
+    phase = torch.exp(2j * math.pi * (sums.shifts @ d.T))  # (t, nd)
+    u = torch.arange(TABLE_POINTS, device=dev, dtype=torch.float64) * grid.u_step
+    decay = torch.exp(-u[:, None] * sums.doses[None, :]).to(phase.dtype)  # (M, t)
+    return (decay @ phase).T.contiguous().flatten()
 
 
 def normal_equations(
@@ -221,21 +283,21 @@ def normal_equations(
     """Gram entries ``{(i, j): (h, wr)}`` (``i <= j``, flattened alias index), right-hand sides and
     ``qbar`` of the LR frequencies ``(h, wr)``, for the module's model normalised by ``qbar``."""
     f = grid.factor
-    tables = _Tables(sums, grid)
-    zero = tables.dy * (2 * tables.dx + 1) + tables.dx  # d = (0, 0)
+    n = f * f
+    table = gram_tables(sums, grid).to(SOLVE_DTYPE)
+    frac = grid.lookup_frac.to(table.real.dtype)
+    values = table[grid.lookup_index] * (1 - frac) + table[grid.lookup_index + 1] * frac
     t = sums.n_frames
-    aliases = [(a, b) for a in range(f) for b in range(f)]
-    qbar = [(tables.lookup(zero, 2 * grid.g_hr[a]).real / t).sqrt() for a in aliases]
-    scale = [grid.base[a] / qbar[i] for i, a in enumerate(aliases)]  # B_a / qbar_a
+    qbar = (values[-n - 1 :].real / t).sqrt()
+    scale = grid.base.reshape(n, grid.h, grid.wr).to(SOLVE_DTYPE) / qbar[:n]  # B_a / qbar_a
     gram = {}
-    for i, a in enumerate(aliases):
-        for j in range(i, len(aliases)):
-            b = aliases[j]
-            value = tables.lookup(tables.d_index(grid, a, b), grid.g_hr[a] + grid.g_hr[b])
-            gram[i, j] = scale[i].conj() * scale[j] * value
-    rhs = [scale[i].conj() * sums.rhs[a].to(scale[i].dtype) for i, a in enumerate(aliases)]
-    qbar_lr = (tables.lookup(zero, 2 * grid.g_lr).real / t).sqrt()
-    return gram, rhs, qbar_lr
+    k = 0
+    for i in range(n):
+        for j in range(i, n):
+            gram[i, j] = scale[i].conj() * scale[j] * values[k]
+            k += 1
+    rhs = [scale[i].conj() * sums.rhs.reshape(n, grid.h, grid.wr)[i] for i in range(n)]
+    return gram, rhs, qbar[n]
 
 
 def ldl_solve(

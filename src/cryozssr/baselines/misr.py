@@ -67,6 +67,7 @@ import torch
 from cryozssr.baselines._alias_solve import (
     AliasGrid,
     AliasSums,
+    DoseFilters,
     accumulate,
     alias_grid,
     empty_sums,
@@ -78,6 +79,9 @@ from cryozssr.baselines._common import check_movie
 from cryozssr.dose import Exposure
 from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
+
+FILTER_CACHE_BYTES = 512 * 2**20
+"""Largest table of per-frame exposure filters kept across tiles of the same shape."""
 
 
 def smooth_shells(power: torch.Tensor, width: int) -> torch.Tensor:
@@ -261,6 +265,7 @@ class TileSolver:
         ]
         self.doses = movie_doses(t, exposure, device=frames.device)
         self._grids: dict[tuple[int, int], AliasGrid] = {}
+        self._filters: dict[tuple[int, int], DoseFilters] = {}
 
     def grid(self, tile: Tile) -> AliasGrid:
         key = (tile.ly, tile.lx)
@@ -273,6 +278,15 @@ class TileSolver:
                 device=self.frames.device,
             )
         return self._grids[key]
+
+    def filters(self, tile: Tile) -> DoseFilters:
+        """The frames' exposure filters on the tile's grid, kept when several tiles share it."""
+        key = (tile.ly, tile.lx)
+        if key not in self._filters:
+            size = 8 * self.doses.numel() * (self.factor**2 + 1) * tile.ly * (tile.lx // 2 + 1)
+            cache = len(self.tiles) > 1 and size <= FILTER_CACHE_BYTES
+            self._filters[key] = DoseFilters(self.grid(tile), self.doses, cache=cache)
+        return self._filters[key]
 
     def sums(self, tile: Tile, *, split: bool = False) -> list[AliasSums]:
         """The tile's alias sums over all frames, or ``[even, odd]`` with ``split``."""
@@ -287,6 +301,7 @@ class TileSolver:
         hi = torch.tensor([h - tile.ly - tile.y0, w - tile.lx - tile.x0], device=dev)
         offset = torch.minimum(torch.maximum(s.round().long(), lo), hi)  # (t, 2) integer cut
         grid = self.grid(tile)
+        filters = self.filters(tile)
         parts = [empty_sums(grid, device=dev) for _ in range(2 if split else 1)]
         whole = tile.ly == h and tile.lx == w and not bool(offset.any())
         ar_y = torch.arange(tile.ly, device=dev)
@@ -303,7 +318,7 @@ class TileSolver:
                     cols = tile.x0 + offset[idx, 1, None] + ar_x
                     chunk = frames[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
                 spectra = torch.fft.rfft2(chunk.to(torch.float32))
-                accumulate(sums, spectra, s[idx] - offset[idx], self.doses[idx], grid)
+                accumulate(sums, spectra, s[idx] - offset[idx], idx.tolist(), grid, filters)
         return parts
 
     def tikhonov(self, tile: Tile, sums: AliasSums, *, regularisation: float) -> torch.Tensor:
