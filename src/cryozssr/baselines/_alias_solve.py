@@ -58,8 +58,10 @@ class AliasGrid:
     factor: int
     fy: torch.Tensor  # (h, f) signed alias frequencies, cycles/HR px
     fx: torch.Tensor  # (wr, f)
-    ky: torch.Tensor  # (h,) signed LR frequencies, cycles/LR px
+    ky: torch.Tensor  # (h,) unsigned LR frequencies i / h, cycles/LR px (the sums' alignment)
     kx: torch.Tensor  # (wr,)
+    m_y: torch.Tensor  # (h,) integers: signed (fftfreq) minus unsigned LR frequency
+    m_x: torch.Tensor  # (wr,)
     n_y: torch.Tensor  # (h, f) integers f fy - ky
     n_x: torch.Tensor  # (wr, f)
     base: torch.Tensor  # (f, f, h, wr) complex128: box response product / f^2
@@ -81,11 +83,13 @@ def alias_grid(h: int, w: int, *, factor: int, exposure: Exposure | None, device
     f, wr = factor, w // 2 + 1
     fy = alias_frequencies(h, f, device=device)
     fx = alias_frequencies(w, f, device=device)[:wr]
-    ky = torch.fft.fftfreq(h, device=device, dtype=torch.float64)
-    kx = torch.fft.fftfreq(w, device=device, dtype=torch.float64)[:wr]
+    ky_signed = torch.fft.fftfreq(h, device=device, dtype=torch.float64)
+    kx_signed = torch.fft.fftfreq(w, device=device, dtype=torch.float64)[:wr]
+    ky = torch.arange(h, device=device, dtype=torch.float64) / h
+    kx = torch.arange(wr, device=device, dtype=torch.float64) / w
     base = box_response(fy, f).T[:, None, :, None] * box_response(fx, f).T[None, :, None, :] / f**2
     rad_hr = torch.sqrt(fy.T[:, None, :, None] ** 2 + fx.T[None, :, None, :] ** 2)
-    rad_lr = torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
+    rad_lr = torch.sqrt(ky_signed[:, None] ** 2 + kx_signed[None, :] ** 2)
     pix = exposure.pixel_size_angstrom if exposure is not None else 1.0
     if _doses_known(exposure):
         assert exposure is not None
@@ -122,6 +126,8 @@ def alias_grid(h: int, w: int, *, factor: int, exposure: Exposure | None, device
         fx,
         ky,
         kx,
+        (ky_signed - ky).round().long(),
+        (kx_signed - kx).round().long(),
         n_y,
         n_x,
         base,
@@ -229,8 +235,9 @@ def accumulate(
 ) -> None:
     """Add ``(c, h, wr)`` frame spectra (``rfft2``) with ``(c, 2)`` LR shifts (movie ``frames``).
 
-    Per frame: one aligned spectrum, then one fused multiply-add per alias (``addcmul_``; the alias
-    phase relative to the aligned spectrum is a constant on each run of ``n_a``).
+    Per frame: one aligned spectrum (unsigned LR frequencies), then fused multiply-adds: the alias
+    phase relative to it is a constant on each run of ``n_a`` (one run per alias for ``f = 2``),
+    the signed (``fftfreq``) alignment of the average one on each run of ``m``.
     """
     f = grid.factor
     s = shifts.to(torch.float64)
@@ -240,25 +247,38 @@ def accumulate(
     aligned *= ramp_x[:, None, :]
     runs_y = [_runs(grid.n_y[:, a]) for a in range(f)]
     runs_x = [_runs(grid.n_x[:, b]) for b in range(f)]
+    single = all(len(r) == 1 for r in runs_y + runs_x)
+    rhs = sums.rhs.reshape(f * f, grid.h, grid.wr)
     ny = grid.h // 2
+    two_pi_i = 2j * math.pi
     for j, (sy, sx) in enumerate(s.tolist()):
         y, q = aligned[j], filters(frames[j])
-        for a in range(f):
-            for b in range(f):
-                for y0, y1, n_y in runs_y[a]:
-                    for x0, x1, n_x in runs_x[b]:
-                        phase = cmath.exp(2j * math.pi * (n_y * sy + n_x * sx))
-                        sums.rhs[a, b, y0:y1, x0:x1].addcmul_(
-                            q[a * f + b, y0:y1, x0:x1], y[y0:y1, x0:x1], value=phase
-                        )
-        sums.average.addcmul_(q[-1], y)
-        if grid.h % 2 == 0:  # the aligned average's other sign convention on the LR Nyquist row
-            other = cmath.exp(2j * math.pi * sy)
-            sums.nyquist_row.addcmul_(q[-1, ny], y[ny], value=other)
-            if grid.w % 2 == 0:
-                sums.nyquist_row[-1] += (other * (cmath.exp(2j * math.pi * sx) - 1)) * (
-                    q[-1, ny, -1] * y[ny, -1]
+        if single:  # all aliases in one multiply-add
+            phase = [
+                cmath.exp(two_pi_i * (runs_y[a][0][2] * sy + runs_x[b][0][2] * sx))
+                for a in range(f)
+                for b in range(f)
+            ]
+            c = torch.tensor(phase, dtype=torch.complex64, device=y.device)[:, None, None]
+            rhs.addcmul_(q[:-1], y * c)
+        else:
+            for a in range(f):
+                for b in range(f):
+                    for y0, y1, n_y in runs_y[a]:
+                        for x0, x1, n_x in runs_x[b]:
+                            phase = cmath.exp(two_pi_i * (n_y * sy + n_x * sx))
+                            rhs[a * f + b, y0:y1, x0:x1].addcmul_(
+                                q[a * f + b, y0:y1, x0:x1], y[y0:y1, x0:x1], value=phase
+                            )
+        for y0, y1, m_y in _runs(grid.m_y):
+            for x0, x1, m_x in _runs(grid.m_x):
+                sums.average[y0:y1, x0:x1].addcmul_(
+                    q[-1, y0:y1, x0:x1],
+                    y[y0:y1, x0:x1],
+                    value=cmath.exp(two_pi_i * (m_y * sy + m_x * sx)),
                 )
+        if grid.h % 2 == 0:  # the Nyquist row aligned with +1/2: the unsigned convention
+            sums.nyquist_row.addcmul_(q[-1, ny], y[ny])
     sums.shifts = torch.cat([sums.shifts, s])
     sums.doses = torch.cat([sums.doses, filters.doses[frames].to(torch.float64)])
     sums.counts += float(spectra[:, 0, 0].real.double().sum())
