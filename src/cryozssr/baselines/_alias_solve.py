@@ -38,6 +38,9 @@ from cryozssr.dose import Exposure, critical_exposure, frame_doses
 TABLE_POINTS = 16384
 """Points of the ``F_d(u)`` tables (linear interpolation)."""
 
+BLOCK_ELEMENTS = 16384
+"""Frequencies solved at a time (intermediates stay in cache)."""
+
 SOLVE_DTYPE = torch.complex128
 """dtype of the Gram matrices and the 4x4 solves."""
 
@@ -297,27 +300,60 @@ def gram_tables(sums: AliasSums, grid: AliasGrid) -> torch.Tensor:
     return (decay @ phase).T.contiguous().flatten()
 
 
+def _lookup(table: torch.Tensor, grid: AliasGrid, which: slice, rows: slice) -> torch.Tensor:
+    """Interpolated table values ``(P', rows, wr)`` of the grid's lookups ``which``."""
+    index = grid.lookup_index[which, rows]
+    frac = grid.lookup_frac[which, rows].to(table.real.dtype)
+    pairs = torch.view_as_real(table).unfold(0, 2, 1).transpose(1, 2).reshape(-1, 4)  # (N-1, 4)
+    v = pairs.index_select(0, index.flatten())
+    out = torch.lerp(v[:, :2], v[:, 2:], frac.flatten()[:, None]).contiguous()
+    return torch.view_as_complex(out).reshape(index.shape)
+
+
+def qbar_lr(table: torch.Tensor, grid: AliasGrid, n_frames: int) -> torch.Tensor:
+    """``sqrt(mean_t q_t(k)^2)`` on the LR half plane ``(h, wr)``."""
+    return (_lookup(table, grid, slice(-1, None), slice(None))[0].real / n_frames).sqrt()
+
+
+GramCache = dict
+"""Gram blocks kept across tiles whose frames have the same shifts up to integers (global motion)."""
+
+
 def normal_equations(
-    sums: AliasSums, grid: AliasGrid
-) -> tuple[dict[tuple[int, int], torch.Tensor], list[torch.Tensor], torch.Tensor]:
-    """Gram entries ``{(i, j): (h, wr)}`` (``i <= j``, flattened alias index), right-hand sides and
-    ``qbar`` of the LR frequencies ``(h, wr)``, for the module's model normalised by ``qbar``."""
-    f = grid.factor
-    n = f * f
-    table = gram_tables(sums, grid).to(SOLVE_DTYPE)
-    frac = grid.lookup_frac.to(table.real.dtype)
-    values = table[grid.lookup_index] * (1 - frac) + table[grid.lookup_index + 1] * frac
-    t = sums.n_frames
-    qbar = (values[-n - 1 :].real / t).sqrt()
-    scale = grid.base.reshape(n, grid.h, grid.wr).to(SOLVE_DTYPE) / qbar[:n]  # B_a / qbar_a
-    gram = {}
-    k = 0
-    for i in range(n):
-        for j in range(i, n):
-            gram[i, j] = scale[i].conj() * scale[j] * values[k]
-            k += 1
-    rhs = [scale[i].conj() * sums.rhs.reshape(n, grid.h, grid.wr)[i] for i in range(n)]
-    return gram, rhs, qbar[n]
+    sums: AliasSums,
+    grid: AliasGrid,
+    table: torch.Tensor,
+    rows: slice,
+    *,
+    cache: GramCache | None = None,
+    key: object = None,
+) -> tuple[dict[tuple[int, int], torch.Tensor], list[torch.Tensor]]:
+    """Gram entries ``{(i, j): (rows, wr)}`` (``i <= j``, flattened alias index) and right-hand
+    sides of the module's model normalised by ``qbar``, on a block of rows. With a ``cache`` and
+    a ``key`` naming the frames (their shifts modulo integers), the Gram block is kept and reused."""
+    n = grid.factor**2
+    if cache is not None and (key, rows.start) in cache:
+        gram, scale = cache[key, rows.start]
+    else:
+        values = _lookup(table, grid, slice(None, -1), rows)
+        qbar = (values[-n:].real / sums.n_frames).sqrt()
+        base = grid.base.reshape(n, grid.h, grid.wr)[:, rows]
+        scale = base.to(SOLVE_DTYPE) / qbar  # B_a / qbar_a
+        gram = {}
+        k = 0
+        for i in range(n):
+            for j in range(i, n):
+                gram[i, j] = scale[i].conj() * scale[j] * values[k]
+                k += 1
+        if cache is not None:
+            cache[key, rows.start] = (gram, scale)
+    rhs = sums.rhs.reshape(n, grid.h, grid.wr)[:, rows]
+    return gram, [scale[i].conj() * rhs[i] for i in range(n)]
+
+
+def _row_blocks(grid: AliasGrid) -> list[slice]:
+    rows = max(1, BLOCK_ELEMENTS // grid.wr)
+    return [slice(r, min(r + rows, grid.h)) for r in range(0, grid.h, rows)]
 
 
 def ldl_solve(
@@ -389,30 +425,42 @@ def _column_weights(grid: AliasGrid, n_cols: int, n_full: int, *, device) -> tor
     return weights
 
 
-def solve_tikhonov(sums: AliasSums, grid: AliasGrid, *, regularisation: float) -> torch.Tensor:
+def solve_tikhonov(
+    sums: AliasSums,
+    grid: AliasGrid,
+    *,
+    regularisation: float,
+    cache: GramCache | None = None,
+    key: object = None,
+) -> torch.Tensor:
     """``misr``'s Tikhonov estimate of the tile, ``(f h, f w)`` (prior: the aligned average)."""
     f, h, w, wr = grid.factor, grid.h, grid.w, grid.wr
-    gram, rhs, qbar_lr = normal_equations(sums, grid)
     t = sums.n_frames
-    average = sums.average.to(SOLVE_DTYPE) / (t * qbar_lr)
+    table = gram_tables(sums, grid).to(SOLVE_DTYPE)
+    qbar = qbar_lr(table, grid, t)
+    average = sums.average.to(SOLVE_DTYPE) / (t * qbar)
     mu = max(sums.counts / (t * h * w), 1e-12)
     weights = _column_weights(grid, wr, w, device=average.device)
     power = average.abs().square()
     total = (power * weights).sum() - power[0, 0]
     if h % 2 == 0:  # the full plane's Nyquist row holds both sign conventions (misr's docstring)
-        other = sums.nyquist_row.to(SOLVE_DTYPE) / (t * qbar_lr[h // 2])
+        other = sums.nyquist_row.to(SOLVE_DTYPE) / (t * qbar[h // 2])
         total = total + ((other.abs().square() - power[h // 2]) * (weights - 1)).sum()
     variance = float(total) / (h * w) ** 2
-    average = _hermitian_nyquist(average, sums, grid, qbar_lr)
+    average = _hermitian_nyquist(average, sums, grid, qbar)
     signal = max(variance - mu / t, 1e-6 * mu / t)
     lam = max(regularisation * mu / signal, 1e-9 * t)
     wy = zero_padding_weights(h, f, device=average.device)
     wx = zero_padding_weights(w, f, device=average.device)[:wr]
-    for i in range(f * f):
-        a, b = divmod(i, f)
-        rhs[i] = rhs[i] + lam * average * wy[:, a, None] * wx[None, :, b]
-    x, _ = ldl_solve(gram, [torch.full_like(qbar_lr, lam)] * (f * f), rhs)
-    return torch.fft.irfft2(hr_half_spectrum(x, grid), s=(f * h, f * w))
+    x = torch.empty(f * f, h, wr, dtype=SOLVE_DTYPE, device=average.device)
+    for rows in _row_blocks(grid):
+        gram, rhs = normal_equations(sums, grid, table, rows, cache=cache, key=key)
+        for i in range(f * f):
+            a, b = divmod(i, f)
+            rhs[i] = rhs[i] + lam * average[rows] * wy[rows, a, None] * wx[None, :, b]
+        diagonal = [torch.full_like(qbar[rows], lam)] * (f * f)
+        x[:, rows] = torch.stack(ldl_solve(gram, diagonal, rhs)[0])
+    return torch.fft.irfft2(hr_half_spectrum(list(x), grid), s=(f * h, f * w))
 
 
 def _hermitian_nyquist(
@@ -435,18 +483,31 @@ def _hermitian_nyquist(
     return out
 
 
-def solve_mmse(sums: AliasSums, grid: AliasGrid, signal_power: list[torch.Tensor]) -> torch.Tensor:
+def solve_mmse(
+    sums: AliasSums,
+    grid: AliasGrid,
+    signal_power: list[torch.Tensor],
+    *,
+    cache: GramCache | None = None,
+    key: object = None,
+) -> torch.Tensor:
     """The per-alias MMSE estimate under ``signal_power`` (per HR pixel, per alias ``(h, wr)``),
     rescaled per shell to unit mean gain (:mod:`cryozssr.baselines.misr`): ``(f h, f w)``."""
     f, h, w = grid.factor, grid.h, grid.w
-    gram, rhs, _ = normal_equations(sums, grid)
+    table = gram_tables(sums, grid).to(SOLVE_DTYPE)
     sigma2 = max(sums.counts / (sums.n_frames * h * w), 1e-12) * h * w
     precision = [sigma2 / (p * (f * h) * (f * w)).clamp(min=1e-300) for p in signal_power]
-    x, inverse = ldl_solve(gram, precision, rhs, inverse_diagonal=True)
-    assert inverse is not None
-    gain = [1.0 - p * d for p, d in zip(precision, inverse, strict=True)]
-    spectrum = hr_half_spectrum(x, grid)
-    gain_hr = hr_half_spectrum([g.to(x[0].dtype) for g in gain], grid).real
+    x = torch.empty(f * f, h, grid.wr, dtype=SOLVE_DTYPE, device=table.device)
+    gain = torch.empty_like(x)
+    for rows in _row_blocks(grid):
+        gram, rhs = normal_equations(sums, grid, table, rows, cache=cache, key=key)
+        block = [p[rows] for p in precision]
+        solution, inverse = ldl_solve(gram, block, rhs, inverse_diagonal=True)
+        assert inverse is not None
+        x[:, rows] = torch.stack(solution)
+        gain[:, rows] = torch.stack([1.0 - p * d for p, d in zip(block, inverse, strict=True)])
+    spectrum = hr_half_spectrum(list(x), grid)
+    gain_hr = hr_half_spectrum(list(gain), grid).real
     n_hr = (f * h, f * w)
     rad = torch.sqrt(
         torch.fft.fftfreq(n_hr[0], dtype=torch.float64, device=spectrum.device)[:, None] ** 2

@@ -68,6 +68,7 @@ from cryozssr.baselines._alias_solve import (
     AliasGrid,
     AliasSums,
     DoseFilters,
+    GramCache,
     accumulate,
     alias_grid,
     empty_sums,
@@ -266,6 +267,7 @@ class TileSolver:
         self.doses = movie_doses(t, exposure, device=frames.device)
         self._grids: dict[tuple[int, int], AliasGrid] = {}
         self._filters: dict[tuple[int, int], DoseFilters] = {}
+        self._grams: GramCache = {}
 
     def grid(self, tile: Tile) -> AliasGrid:
         key = (tile.ly, tile.lx)
@@ -323,7 +325,17 @@ class TileSolver:
 
     def tikhonov(self, tile: Tile, sums: AliasSums, *, regularisation: float) -> torch.Tensor:
         """The tile's Tikhonov estimate ``(f ly, f lx)`` (module docstring)."""
-        return solve_tikhonov(sums, self.grid(tile), regularisation=regularisation)
+        cache, key = self._gram_cache(tile, sums)
+        grid = self.grid(tile)
+        return solve_tikhonov(sums, grid, regularisation=regularisation, cache=cache, key=key)
+
+    def _gram_cache(self, tile: Tile, sums: AliasSums) -> tuple[GramCache | None, object]:
+        """With global motion the Gram matrices depend on the frames only through their shifts
+        modulo integers: tiles of one shape share them (``None`` with local motion or one tile)."""
+        if self.motion.local_shifts_px is not None or len(self.tiles) == 1:
+            return None, None
+        fractional = (sums.shifts % 1.0 * 1e9).round().long() % 1_000_000_000
+        return self._grams, (tile.ly, tile.lx, *sums.doses.tolist(), *fractional.flatten().tolist())
 
     def mmse(self, tile: Tile, sums: AliasSums, signal: RadialSpectrum) -> torch.Tensor:
         """The tile's MMSE estimate under ``signal``, rescaled per shell (module docstring)."""
@@ -331,7 +343,8 @@ class TileSolver:
         spectrum = signal.for_grid(self.factor * max(grid.h, grid.w))
         f = self.factor
         power = [spectrum.at(grid.rad_hr[a, b]) for a in range(f) for b in range(f)]
-        return solve_mmse(sums, grid, power)
+        cache, key = self._gram_cache(tile, sums)
+        return solve_mmse(sums, grid, power, cache=cache, key=key)
 
     def blend(self) -> Blend:
         _, h, w = self.frames.shape
