@@ -129,13 +129,8 @@ def _estimate_stack(
     """Trajectory ``(..., t, 2)`` (free gauge) of ``(..., t, h, w)`` stacks aligned to their own sums."""
     h, w = stacks.shape[-2:]
     crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
-    spec = torch.stack(
-        [
-            _align.cropped_rfft(s - s.mean(dim=(-2, -1), keepdim=True), crop)
-            for s in stacks.unbind(-3)
-        ],
-        dim=-3,
-    )
+    spec = torch.stack([_align.cropped_rfft(s.float(), crop) for s in stacks.unbind(-3)], dim=-3)
+    spec[..., 0, 0] = 0  # the frames' means removed
     ky, kx = _align.cropped_frequencies((h, w), crop, device=stacks.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
