@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from _reference_misr import reference_explicit, reference_misr
 from _synthetic import synthetic_movie
-
 from cryozssr.baselines import misr
 from cryozssr.baselines._alias_solve import ldl_solve
 from cryozssr.baselines.misr import RadialSpectrum

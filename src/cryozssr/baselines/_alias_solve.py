@@ -154,7 +154,10 @@ def movie_doses(n_frames: int, exposure: Exposure | None, *, device) -> torch.Te
         return torch.zeros(n_frames, dtype=torch.float64, device=device)
     assert exposure is not None and exposure.dose_per_frame_e_per_a2 is not None
     doses = frame_doses(
-        n_frames, exposure.dose_per_frame_e_per_a2, pre_exposure=exposure.pre_exposure_e_per_a2
+        n_frames,
+        exposure.dose_per_frame_e_per_a2,
+        pre_exposure=exposure.pre_exposure_e_per_a2,
+        device=device,
     )
     return doses.to(device=device, dtype=torch.float64)
 

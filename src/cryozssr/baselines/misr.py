@@ -365,8 +365,8 @@ class Blend:
 
     def add(self, tile: Tile, image: torch.Tensor) -> None:
         f, (h, w), dev = self.f, self.shape, self.total.device
-        win_y = _window(tile.y0, tile.ly, h, self.overlap * f, f).to(dev)
-        win_x = _window(tile.x0, tile.lx, w, self.overlap * f, f).to(dev)
+        win_y = _window(tile.y0, tile.ly, h, self.overlap * f, f, device=dev)
+        win_x = _window(tile.x0, tile.lx, w, self.overlap * f, f, device=dev)
         ys, xs = (
             slice(f * tile.y0, f * (tile.y0 + tile.ly)),
             slice(f * tile.x0, f * (tile.x0 + tile.lx)),
@@ -389,11 +389,13 @@ def _tile_starts(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
     if n <= size:
         return [(0, n)]
     count = math.ceil((n - overlap) / (size - overlap))
-    starts = torch.linspace(0, n - size, count).round().long().tolist()
+    starts = torch.linspace(0, n - size, count, device="cpu").round().long().tolist()  # host ints
     return [(s, size) for s in starts]
 
 
-def _window(start: int, length: int, n: int, overlap_hr: int, f: int) -> torch.Tensor:
+def _window(
+    start: int, length: int, n: int, overlap_hr: int, f: int, *, device=None
+) -> torch.Tensor:
     """Blending weights ``(f length,)`` on HR pixels for a tile overlapping its neighbours by ``overlap_hr``.
 
     Zero on the outer quarter of the overlap (where the periodic tile model is wrong), a raised
@@ -402,11 +404,16 @@ def _window(start: int, length: int, n: int, overlap_hr: int, f: int) -> torch.T
     m = f * length
     margin, ramp_len = overlap_hr // 4, max(overlap_hr - 2 * (overlap_hr // 4), 1)
     ramp = (
-        torch.sin(0.5 * math.pi * (torch.arange(ramp_len, dtype=torch.float64) + 0.5) / ramp_len)
+        torch.sin(
+            0.5
+            * math.pi
+            * (torch.arange(ramp_len, dtype=torch.float64, device=device) + 0.5)
+            / ramp_len
+        )
         ** 2
     )
-    edge = torch.cat([torch.zeros(margin, dtype=torch.float64), ramp])
-    win = torch.ones(m, dtype=torch.float64)
+    edge = torch.cat([torch.zeros(margin, dtype=torch.float64, device=device), ramp])
+    win = torch.ones(m, dtype=torch.float64, device=device)
     if start > 0:
         win[: edge.numel()] = edge
     if start + length < n:

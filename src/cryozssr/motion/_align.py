@@ -154,18 +154,18 @@ def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> to
     inwards, so the first frames (where beam-induced motion is fastest) are never extrapolated from
     later ones: a sqrt-like onset is followed, not flattened. Identity when ``window <= degree + 1``.
     """
-    out = torch.eye(n, dtype=torch.float64)
+    out = torch.eye(n, dtype=torch.float64, device=device)
     if window <= degree + 1:
-        return out.to(device)
+        return out
     for t in range(n):
         half = min(window // 2, t, n - 1 - t)
         if 2 * half + 1 <= degree + 1:
             continue
-        tau = torch.arange(-half, half + 1, dtype=torch.float64)
-        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
+        tau = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
+        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=device)
         out[t] = 0.0
         out[t, t - half : t + half + 1] = torch.linalg.pinv(design)[0]
-    return out.to(device)
+    return out
 
 
 def align_stack(
