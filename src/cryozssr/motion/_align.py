@@ -11,6 +11,9 @@ import math
 
 import torch
 
+CHUNK_BYTES = 256 * 2**20
+"""Frames' spectra processed at a time per alignment iteration (bounded temporaries)."""
+
 
 def crop_size(n: int, max_frequency: float) -> int:
     """Even size of the Fourier-cropped axis keeping ``|k| < max_frequency`` (cycles/px) of ``n``."""
@@ -192,19 +195,32 @@ def align_stack(
     hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
     quarter_cropped_px = max(shape[0] / hc, shape[1] / wc, 1.0) / 4
     step = math.inf
-    own = spec.abs().square() * filt  # |aligned|^2 filt: the ramps have unit modulus
+    n = spec.shape[-3]
+    per_frame = spec[..., :1, :, :].numel() * 8  # bytes of one frame's complex64 spectra
+    chunk = max(1, min(n, CHUNK_BYTES // max(per_frame, 1)))
+    chunks = [slice(c, min(c + chunk, n)) for c in range(0, n, chunk)]
     for _ in range(n_iterations):
-        aligned = spec * phase_ramp(ky, kx, -shifts)
-        # aligned * conj(sum - aligned) * filt, the sum's conjugate filtered once
-        product = aligned * (aligned.sum(dim=-3, keepdim=True).conj() * filt) - own
-        residual = find_peaks(
-            product,
-            ky,
-            kx,
-            shape=shape,
-            max_shift_px=max_shift_px,
-            near_zero=step < quarter_cropped_px,  # no integer search once the steps are small
+        total = sum(
+            (spec[..., c, :, :] * phase_ramp(ky, kx, -shifts[..., c, :])).sum(-3, keepdim=True)
+            for c in chunks
         )
+        reference = total.conj() * filt  # the sum's conjugate, filtered once
+        parts = []
+        for c in chunks:  # frames a chunk at a time: memory is the spectra plus one chunk
+            aligned = spec[..., c, :, :] * phase_ramp(ky, kx, -shifts[..., c, :])
+            # aligned * conj(sum - aligned) * filt; |aligned|^2 = |spec|^2 (unit-modulus ramps)
+            product = aligned * reference - spec[..., c, :, :].abs().square() * filt
+            parts.append(
+                find_peaks(
+                    product,
+                    ky,
+                    kx,
+                    shape=shape,
+                    max_shift_px=max_shift_px,
+                    near_zero=step < quarter_cropped_px,  # no integer search once steps are small
+                )
+            )
+        residual = torch.cat(parts, dim=-2)
         new = smoother @ (shifts + residual)
         step = float((new - shifts).abs().max())
         done = step < tolerance_px

@@ -93,11 +93,11 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
     """
     check_movie(frames)
     t, h, w = frames.shape
-    global_px = _estimate_stack(frames.float(), config, bfactor_px2=config.bfactor_px2)
+    global_px = _estimate_stack(frames, config, bfactor_px2=config.bfactor_px2)  # any real dtype
     global_px = (global_px - global_px[:1]).to(torch.float32)
     local = None
     if config.patches is not None:
-        local = _estimate_local(frames.float(), global_px, config).to(torch.float32)
+        local = _estimate_local(frames, global_px, config).to(torch.float32)
     log.debug(
         "global motion: %d frames, total path %.2f px",
         t,
@@ -197,7 +197,7 @@ def _estimate_local(
     window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
     patches = torch.empty(gh, gw, t, ph, pw, device=frames.device)
     for k in range(t):  # one aligned frame at a time keeps memory at one movie
-        aligned = fourier_shift(frames[k], -global_px[k])
+        aligned = fourier_shift(frames[k].float(), -global_px[k])
         for i, y0 in enumerate(ys):
             for j, x0 in enumerate(xs):
                 p = aligned[y0 : y0 + ph, x0 : x0 + pw]

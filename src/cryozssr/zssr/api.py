@@ -111,13 +111,14 @@ def super_resolve(
     config = config or ZssrConfig()
     _check(frames, motion, config)
     device = torch.device(device) if device is not None else frames.device
-    frames = frames.to(device=device, dtype=torch.float32)
+    frames = frames.to(device=device)  # integer counts stay integers (converted chunk by chunk)
     if config.regime == "explicit":
         result = explicit_super_resolve(frames, motion, exposure=exposure)
         log.info("Cryo-ZSSR (explicit): %.1f s", result.seconds)
         history = ZssrHistory(seconds_inference=result.seconds, explicit=result.record())
         return ZssrResult(image=result.image, history=history, config=config)
     del exposure  # the papers' regimes use plain averages
+    frames = frames.to(torch.float32)
     t = frames.shape[0]
     references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)
 
