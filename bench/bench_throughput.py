@@ -138,6 +138,29 @@ def _commit(src: str) -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def table(results: dict) -> str:
+    """Markdown: seconds (ratio to the floor of the same run) and peak RSS, before and after."""
+    rows = ["| size | method | before s (x floor) | after s (x floor) | after peak RSS GB |"]
+    rows.append("|---|---|---|---|---|")
+    runs = results.get("runs", {})
+    sizes = sorted({s for r in runs.values() for s in r}, key=list(SIZES).index)
+    for size in sizes:
+        for method in METHODS:
+            cells = []
+            for label in ("before", "after"):
+                out = runs.get(label, {}).get(size, {}).get("methods", {}).get(method, {})
+                cells.append(
+                    f"{out['seconds']:.1f} ({out.get('ratio_to_floor', 1):.2f})"
+                    if "seconds" in out
+                    else "-"
+                )
+            after = runs.get("after", {}).get(size, {}).get("methods", {}).get(method, {})
+            rss = f"{after['peak_rss_gb']:.2f}" if "peak_rss_gb" in after else "-"
+            if cells != ["-", "-"]:
+                rows.append(f"| {size} | {method} | {cells[0]} | {cells[1]} | {rss} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from _machine import machine
@@ -152,7 +175,11 @@ def main() -> None:
         "--out", type=Path, default=Path(__file__).parent / "results/throughput.json"
     )
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "MOVIE", "OUT_DIR"))
+    parser.add_argument("--table", action="store_true", help="print the README table and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return
     if args.child:
         method, movie, out_dir = args.child
         print(json.dumps(child(method, Path(movie), Path(out_dir))))

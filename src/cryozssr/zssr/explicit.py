@@ -19,6 +19,9 @@ the LR Nyquist.
    estimate (:func:`cryozssr.baselines.misr` with ``signal=``), which weighs each of the four
    aliases of an LR coefficient by how well this movie's shifts and dose determine it.
 
+Steps 1 and 3 share one pass over the movie (:func:`cryozssr.baselines.misr.misr_halves_then_mmse`):
+the even and odd frames' alias sums are kept apart, solved for the halves, and added for step 3.
+
 Why no network: by measurement (``bench/results/issue8_cnn_refinement.json``), small CNNs trained
 per movie on these reconstructions (noise2noise at the output scale, residual or high-pass gain,
 MSE or correlation losses, or on the LR frames through the exact forward model) never beat the
