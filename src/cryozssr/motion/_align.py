@@ -11,7 +11,7 @@ import math
 
 import torch
 
-CHUNK_BYTES = 256 * 2**20
+CHUNK_BYTES = 64 * 2**20
 """Frames' spectra processed at a time per alignment iteration (bounded temporaries)."""
 
 

@@ -92,9 +92,10 @@ def half_set_spectrum(
     if smoothing_shells < 1 or smoothing_shells % 2 == 0:
         raise ValueError(f"smoothing_shells must be odd and >= 1, got {smoothing_shells}")
     h, w = a.shape
-    spec_a = torch.fft.rfft2(a.double())
-    spec_b = torch.fft.rfft2(b.double())
-    cross = (spec_a * spec_b.conj()).real / (h * w)
+    # complex64 spectra (a K3 frame's HR halves are 94 Mpx each); shell sums in float64 below
+    spec_a = torch.fft.rfft2(a.float())
+    spec_b = torch.fft.rfft2(b.float())
+    cross = (spec_a * spec_b.conj()).real.double() / (h * w)
     ky = torch.fft.fftfreq(h, dtype=torch.float64, device=a.device)[:, None]
     kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=a.device)[None, :]
     width = 1.0 / max(h, w)
