@@ -132,6 +132,8 @@ def run_child(method: str, movie: Path, out_dir: Path, src: str) -> dict:
 
 def _commit(src: str) -> str:
     """The git commit of the measured source tree (``+dirty`` with local changes)."""
+    if os.environ.get("BENCH_COMMIT"):  # a snapshot of the tree outside git
+        return os.environ["BENCH_COMMIT"]
     run = dict(cwd=src, capture_output=True, text=True)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "."], **run).stdout.strip()
