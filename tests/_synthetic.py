@@ -34,3 +34,18 @@ def synthetic_movie(
     hr = fourier_shift(scene.expand(n_frames, -1, -1), 2 * shifts_lr) * counts_per_hr_px
     lr = torch.poisson(box_sum(hr.clamp(min=0)), generator=g).to(torch.int32)
     return lr, shifts_lr.float(), scene.float()
+
+
+def write_movies(folder, n: int, *, prefix: str, seed: int, size_hr: int = 96, n_frames: int = 6):
+    """``n`` small uint16 MRC movies ``<prefix><i>.mrc`` (3 A pixels) in ``folder``; their paths."""
+    from cryozssr.io import write_mrc
+
+    paths = []
+    for i in range(n):
+        lr, _, _ = synthetic_movie(size_hr=size_hr, n_frames=n_frames, seed=seed + i)
+        paths.append(
+            write_mrc(
+                folder / f"{prefix}{i}.mrc", lr.numpy(), pixel_size_angstrom=3.0, mode="uint16"
+            )
+        )
+    return paths

@@ -81,9 +81,11 @@ def exposure_filter_rfft(
     return torch.exp(-dose[..., None, None] / (2.0 * ne))
 
 
-def frame_doses(n_frames: int, dose_per_frame_e_per_a2: float, *, pre_exposure: float = 0.0):
-    """Mid-frame cumulative dose of each frame, ``(n_frames,)`` in e/A^2."""
-    idx = torch.arange(n_frames, dtype=torch.float32)
+def frame_doses(
+    n_frames: int, dose_per_frame_e_per_a2: float, *, pre_exposure: float = 0.0, device=None
+):
+    """Mid-frame cumulative dose of each frame, ``(n_frames,)`` in e/A^2 (float32, on ``device``)."""
+    idx = torch.arange(n_frames, dtype=torch.float32, device=device)
     return pre_exposure + (idx + 0.5) * dose_per_frame_e_per_a2
 
 
@@ -106,7 +108,7 @@ def dose_weights_rfft(
     ``frame_indices`` averages a subset of the movie's ``n_frames`` (e.g. the even frames), each at
     its own dose; ``t`` is then their number.
     """
-    doses = frame_doses(n_frames, dose_per_frame_e_per_a2, pre_exposure=pre_exposure)
+    doses = frame_doses(n_frames, dose_per_frame_e_per_a2, pre_exposure=pre_exposure, device=device)
     if frame_indices is not None:
         doses = doses[list(frame_indices)]
     q = exposure_filter_rfft(

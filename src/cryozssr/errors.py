@@ -23,3 +23,10 @@ class OptionError(CryoZssrError):
 
 class OutputError(CryoZssrError):
     """An output cannot be written (unwritable folder, would overwrite an input, ...)."""
+
+
+class ProcessingError(CryoZssrError):
+    """A numeric failure while processing one movie (non-finite values, a singular solve).
+
+    In a batch it is recorded as that movie's failure and the batch goes on.
+    """

@@ -153,7 +153,8 @@ def zero_padding_weights(n_lr: int, factor: int, *, device=None) -> torch.Tensor
     k_lr = torch.fft.fftfreq(n_lr, device=device, dtype=torch.float64)[:, None] / factor
     minimal = torch.isclose(freq, k_lr, atol=1e-12).double()
     if n_lr % 2 == 0:
-        nyq = torch.isclose(freq.abs(), torch.tensor(0.5 / factor, dtype=torch.float64), atol=1e-12)
+        half = torch.tensor(0.5 / factor, dtype=torch.float64, device=device)
+        nyq = torch.isclose(freq.abs(), half, atol=1e-12)
         minimal[n_lr // 2] = 0.5 * nyq[n_lr // 2].double()
     return minimal * torch.exp(-1j * math.pi * (factor - 1) * freq)
 

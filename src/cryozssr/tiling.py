@@ -27,7 +27,7 @@ def tile_starts(
         return [(0, n)]
     if spacing == "even":
         count = math.ceil((n - overlap) / (size - overlap))
-        starts = torch.linspace(0, n - size, count).round().long().tolist()
+        starts = torch.linspace(0, n - size, count, device="cpu").round().long().tolist()
     else:
         starts = sorted({*range(0, n - size, size - overlap), n - size})
     return [(s, size) for s in starts]
@@ -51,12 +51,12 @@ def blend_window(
     ``(i + 1) / (ramp + 1)``. The edge is cut to half the tile.
     """
     if shape == "cosine":
-        i = torch.arange(ramp, dtype=torch.float64)
+        i = torch.arange(ramp, dtype=torch.float64, device=device)
         rising = torch.sin(0.5 * math.pi * (i + 0.5) / ramp) ** 2
     else:
-        rising = torch.arange(1, ramp + 1) / (ramp + 1)
-    edge = torch.cat([torch.zeros(margin, dtype=rising.dtype), rising])[: length // 2]
-    edge = edge.to(device=device, dtype=dtype)
+        rising = torch.arange(1, ramp + 1, device=device) / (ramp + 1)
+    zeros = torch.zeros(margin, dtype=rising.dtype, device=device)
+    edge = torch.cat([zeros, rising])[: length // 2].to(dtype)
     win = torch.ones(length, dtype=dtype, device=device)
     if rise:
         win[: edge.numel()] = edge

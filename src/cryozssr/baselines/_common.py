@@ -46,7 +46,10 @@ def exposure_filters(
     if exposure is None or exposure.dose_per_frame_e_per_a2 is None:
         return None
     dose = frame_doses(
-        n_frames, exposure.dose_per_frame_e_per_a2, pre_exposure=exposure.pre_exposure_e_per_a2
+        n_frames,
+        exposure.dose_per_frame_e_per_a2,
+        pre_exposure=exposure.pre_exposure_e_per_a2,
+        device=radius_cycles_per_px.device,
     ).to(device=radius_cycles_per_px.device, dtype=radius_cycles_per_px.dtype)
     if frames is not None:
         dose = dose[frames]

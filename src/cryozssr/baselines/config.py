@@ -67,10 +67,6 @@ class MmseConfig:
     """Signal power floor, as a fraction of the mean power below the LR Nyquist."""
     regularisation: float = 0.25
     """Tikhonov weight of the half reconstructions (``misr``'s default)."""
-    tile_size_px: int | None = None
-    """Solve tiles of every ``misr`` call, as :attr:`MisrConfig.tile_size_px`."""
-    tile_overlap_px: int = 32
-    """As :attr:`MisrConfig.tile_overlap_px`."""
 
     def __post_init__(self) -> None:
         if self.smoothing_shells < 1 or self.smoothing_shells % 2 == 0:
@@ -79,4 +75,3 @@ class MmseConfig:
             raise OptionError(f"floor_fraction must be in [0, 1), got {self.floor_fraction}")
         if not self.regularisation >= 0:
             raise OptionError(f"regularisation must be >= 0, got {self.regularisation}")
-        _check_tiles(self.tile_size_px, self.tile_overlap_px)

@@ -54,30 +54,43 @@ estimates ``S`` from the movie itself (even/odd half reconstructions).
 Local motion and large frames: the model is solved on overlapping tiles, each with the shifts at
 its centre (``MotionField.shifts_at``), frames cut at the integer part of that shift, tiles
 blended with raised-cosine windows. Memory is bounded by the tile size and ``frame_chunk``.
+
+How it is computed (:mod:`cryozssr.baselines._alias_solve`, issue 14): the Gram matrices come from
+a few tabulated functions of the dose exponent (no per-frame outer products), the right-hand sides
+are per-alias dose- and phase-weighted sums of the frames' spectra on the ``rfft2`` half plane,
+and the 4x4 systems are solved in closed form; every frame of a tile is transformed once, also by
+the explicit regime (:func:`misr_halves_then_mmse`). Equal to the direct solve to ~1e-7 relative
+(``tests/test_misr_fast.py``).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from cryozssr.baselines._common import check_movie, exposure_filters, rms_exposure_filter
+from cryozssr.baselines._alias_solve import (
+    AliasGrid,
+    AliasSums,
+    DoseFilters,
+    GramCache,
+    accumulate,
+    alias_grid,
+    empty_sums,
+    movie_doses,
+    solve_mmse,
+    solve_tikhonov,
+)
+from cryozssr.baselines._common import check_movie
 from cryozssr.dose import Exposure
 from cryozssr.errors import OptionError
-from cryozssr.fourier import (
-    alias_frequencies,
-    assemble_hr_spectrum,
-    box_response,
-    shell_index,
-    zero_padding_weights,
-)
+from cryozssr.fourier import shell_index
 from cryozssr.motion.field import MotionField
 from cryozssr.tiling import blend_window, tile_starts
 
-UNIT_TRANSFER_FLOOR = 1e-2
-"""Smallest mean gain a shell is divided by (shells the movie cannot resolve are not blown up)."""
+FILTER_CACHE_BYTES = 512 * 2**20
+"""Largest table of per-frame exposure filters kept across tiles of the same shape."""
 
 
 def smooth_shells(power: torch.Tensor, width: int) -> torch.Tensor:
@@ -133,7 +146,7 @@ def misr(
     regularisation: float = 0.25,
     tile_size_px: int | None = None,
     tile_overlap_px: int = 32,
-    frame_chunk: int = 4,
+    frame_chunk: int = 8,
     signal: RadialSpectrum | None = None,
 ) -> torch.Tensor:
     """Multi-frame SR of ``(t, h, w)`` LR frames -> ``(factor h, factor w)`` (counts per HR px per frame).
@@ -144,148 +157,248 @@ def misr(
     pixels, overlapping by ``tile_overlap_px``; ``None``: the whole frame (periodic) when the motion
     is global and the frames are at most 1024 px, else 512 px tiles, or 128 px with local motion.
     ``signal``: solve for the MMSE estimate under that signal spectrum instead (module docstring);
-    ``regularisation`` is then unused.
+    ``regularisation`` is then unused. ``frames`` may be any real dtype (integer counts included);
+    ``frame_chunk`` frames are transformed at a time.
     """
     check_movie(frames, motion, factor=factor, min_frames=2, method="misr")
     if regularisation < 0:
         raise ValueError(f"regularisation must be >= 0, got {regularisation}")
-    t, h, w = frames.shape
-    if tile_size_px is None:
-        tile_size_px = (
-            128 if motion.local_shifts_px is not None else (1024 if max(h, w) <= 1024 else 512)
-        )
-    if not 0 <= 2 * tile_overlap_px < tile_size_px:
-        raise OptionError(
-            f"tile overlap ({tile_overlap_px} px) must be below half the tile size ({tile_size_px} px)"
-        )
     out_dtype = frames.dtype if frames.is_floating_point() else torch.float32
-    opts = dict(
-        factor=int(factor),
+    solver = TileSolver(
+        frames,
+        motion,
         exposure=exposure,
-        regularisation=regularisation,
+        factor=factor,
+        tile_size_px=tile_size_px,
+        tile_overlap_px=tile_overlap_px,
         frame_chunk=frame_chunk,
-        signal=signal,
     )
-    if motion.local_shifts_px is None and h <= tile_size_px and w <= tile_size_px:
-        shifts = motion.global_shifts_px.to(frames.device, torch.float64)
-        return _solve_tile(frames, shifts, **opts).to(out_dtype)
+    out = solver.blend()
+    for tile in solver.tiles:
+        (sums,) = solver.sums(tile)
+        if signal is None:
+            out.add(tile, solver.tikhonov(tile, sums, regularisation=regularisation))
+        else:
+            out.add(tile, solver.mmse(tile, sums, signal))
+    return out.image().to(out_dtype)
 
-    f = int(factor)
-    out = torch.zeros(f * h, f * w, dtype=torch.float64, device=frames.device)
-    weight = torch.zeros_like(out)
-    for y0, ly in tile_starts(h, tile_size_px, tile_overlap_px):
-        for x0, lx in tile_starts(w, tile_size_px, tile_overlap_px):
-            centre = torch.tensor(
-                [[y0 + (ly - 1) / 2, x0 + (lx - 1) / 2]], device=motion.global_shifts_px.device
+
+def misr_halves_then_mmse(
+    frames: torch.Tensor,
+    motion: MotionField,
+    spectrum_of_halves: Callable[[torch.Tensor, torch.Tensor], RadialSpectrum],
+    *,
+    exposure: Exposure | None,
+    regularisation: float = 0.25,
+    factor: int = 2,
+    frame_chunk: int = 8,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum]:
+    """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
+
+    Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
+    and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
+    transformed and summed once: the sums of all frames are those of the halves added. Returns
+    ``(image, (even, odd), spectrum)``. Memory: the movie plus one complex alias sum per LR
+    frequency of every tile (``4 x 8`` bytes per LR pixel on the half plane).
+    """
+    check_movie(frames, motion, factor=factor, min_frames=4, method="misr")
+    out_dtype = frames.dtype if frames.is_floating_point() else torch.float32
+    solver = TileSolver(
+        frames,
+        motion,
+        exposure=exposure,
+        factor=factor,
+        tile_size_px=None,
+        tile_overlap_px=32,
+        frame_chunk=frame_chunk,
+    )
+    halves = (solver.blend(), solver.blend())
+    kept = []
+    for tile in solver.tiles:
+        even, odd = solver.sums(tile, split=True)
+        halves[0].add(tile, solver.tikhonov(tile, even, regularisation=regularisation))
+        halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
+        kept.append(even + odd)
+    even_image, odd_image = (half.image().to(out_dtype) for half in halves)
+    spectrum = spectrum_of_halves(even_image, odd_image)
+    out = solver.blend()
+    for tile in solver.tiles:
+        out.add(tile, solver.mmse(tile, kept.pop(0), spectrum))
+    return out.image().to(out_dtype), (even_image, odd_image), spectrum
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile of the LR frame: rows ``y0 .. y0 + ly - 1``, columns ``x0 .. x0 + lx - 1``."""
+
+    y0: int
+    ly: int
+    x0: int
+    lx: int
+
+
+class TileSolver:
+    """The tiles of a movie, their alias sums and solves (:mod:`cryozssr.baselines._alias_solve`).
+
+    Every frame of a tile is cut at the integer part of the shift at the tile centre, transformed
+    once and added to the sums of its half (``split=True``: even and odd frames apart), so the
+    explicit regime's three solves read and transform every frame once.
+    """
+
+    def __init__(
+        self,
+        frames: torch.Tensor,
+        motion: MotionField,
+        *,
+        exposure: Exposure | None,
+        factor: int,
+        tile_size_px: int | None,
+        tile_overlap_px: int,
+        frame_chunk: int,
+    ) -> None:
+        t, h, w = frames.shape
+        if tile_size_px is None:
+            local = motion.local_shifts_px is not None
+            tile_size_px = 128 if local else (1024 if max(h, w) <= 1024 else 512)
+        if not 0 <= 2 * tile_overlap_px < tile_size_px:
+            raise OptionError(
+                f"tile overlap ({tile_overlap_px} px) must be below half the tile size"
+                f" ({tile_size_px} px)"
             )
-            s = motion.shifts_at(centre)[:, 0].to(frames.device, torch.float64)  # (t, 2)
-            lo = torch.tensor([-y0, -x0], device=frames.device)
-            hi = torch.tensor([h - ly - y0, w - lx - x0], device=frames.device)
-            offset = torch.minimum(torch.maximum(s.round().long(), lo), hi)  # (t, 2) integer cut
-            rows = y0 + offset[:, 0, None] + torch.arange(ly, device=frames.device)
-            cols = x0 + offset[:, 1, None] + torch.arange(lx, device=frames.device)
-            frame_index = torch.arange(t, device=frames.device)[:, None, None]
-            tile = frames[frame_index, rows[:, :, None], cols[:, None, :]]
-            sr = _solve_tile(tile, s - offset, **opts)
-            win_y = _window(y0, ly, h, tile_overlap_px * f, f)
-            win = (win_y[:, None] * _window(x0, lx, w, tile_overlap_px * f, f)).to(out.device)
-            out[f * y0 : f * (y0 + ly), f * x0 : f * (x0 + lx)] += win * sr
-            weight[f * y0 : f * (y0 + ly), f * x0 : f * (x0 + lx)] += win
-    return (out / weight).to(out_dtype)
+        self.frames, self.motion, self.exposure = frames, motion, exposure
+        self.factor, self.overlap, self.frame_chunk = int(factor), tile_overlap_px, frame_chunk
+        self.tiles = [
+            Tile(y0, ly, x0, lx)
+            for y0, ly in tile_starts(h, tile_size_px, tile_overlap_px)
+            for x0, lx in tile_starts(w, tile_size_px, tile_overlap_px)
+        ]
+        self.doses = movie_doses(t, exposure, device=frames.device)
+        self._grids: dict[tuple[int, int], AliasGrid] = {}
+        self._filters: dict[tuple[int, int], DoseFilters] = {}
+        self._grams: GramCache = {}
+
+    def grid(self, tile: Tile) -> AliasGrid:
+        key = (tile.ly, tile.lx)
+        if key not in self._grids:
+            self._grids[key] = alias_grid(
+                tile.ly,
+                tile.lx,
+                factor=self.factor,
+                exposure=self.exposure,
+                device=self.frames.device,
+            )
+        return self._grids[key]
+
+    def filters(self, tile: Tile) -> DoseFilters:
+        """The frames' exposure filters on the tile's grid, kept when several tiles share it."""
+        key = (tile.ly, tile.lx)
+        if key not in self._filters:
+            size = 8 * self.doses.numel() * (self.factor**2 + 1) * tile.ly * (tile.lx // 2 + 1)
+            cache = len(self.tiles) > 1 and size <= FILTER_CACHE_BYTES
+            self._filters[key] = DoseFilters(self.grid(tile), self.doses, cache=cache)
+        return self._filters[key]
+
+    def sums(self, tile: Tile, *, split: bool = False) -> list[AliasSums]:
+        """The tile's alias sums over all frames, or ``[even, odd]`` with ``split``."""
+        frames, dev = self.frames, self.frames.device
+        t, h, w = frames.shape
+        centre = torch.tensor(
+            [[tile.y0 + (tile.ly - 1) / 2, tile.x0 + (tile.lx - 1) / 2]],
+            device=self.motion.global_shifts_px.device,
+        )
+        s = self.motion.shifts_at(centre)[:, 0].to(dev, torch.float64)  # (t, 2)
+        lo = torch.tensor([-tile.y0, -tile.x0], device=dev)
+        hi = torch.tensor([h - tile.ly - tile.y0, w - tile.lx - tile.x0], device=dev)
+        offset = torch.minimum(torch.maximum(s.round().long(), lo), hi)  # (t, 2) integer cut
+        grid = self.grid(tile)
+        filters = self.filters(tile)
+        parts = [empty_sums(grid, device=dev) for _ in range(2 if split else 1)]
+        whole = tile.ly == h and tile.lx == w and not bool(offset.any())
+        ar_y = torch.arange(tile.ly, device=dev)
+        ar_x = torch.arange(tile.lx, device=dev)
+        for part, sums in enumerate(parts):
+            step = len(parts)
+            index = torch.arange(part, t, step, device=dev)
+            for c0 in range(0, index.numel(), self.frame_chunk):
+                idx = index[c0 : c0 + self.frame_chunk]
+                if whole:
+                    chunk = frames[idx]
+                else:
+                    rows = tile.y0 + offset[idx, 0, None] + ar_y
+                    cols = tile.x0 + offset[idx, 1, None] + ar_x
+                    chunk = frames[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+                spectra = torch.fft.rfft2(chunk.to(torch.float32))
+                accumulate(sums, spectra, s[idx] - offset[idx], idx.tolist(), grid, filters)
+        return parts
+
+    def tikhonov(self, tile: Tile, sums: AliasSums, *, regularisation: float) -> torch.Tensor:
+        """The tile's Tikhonov estimate ``(f ly, f lx)`` (module docstring)."""
+        cache, key = self._gram_cache(tile, sums)
+        grid = self.grid(tile)
+        return solve_tikhonov(sums, grid, regularisation=regularisation, cache=cache, key=key)
+
+    def _gram_cache(self, tile: Tile, sums: AliasSums) -> tuple[GramCache | None, object]:
+        """With global motion the Gram matrices depend on the frames only through their shifts
+        modulo integers: tiles of one shape share them (``None`` with local motion or one tile)."""
+        if self.motion.local_shifts_px is not None or len(self.tiles) == 1:
+            return None, None
+        fractional = (sums.shifts % 1.0 * 1e9).round().long() % 1_000_000_000
+        return self._grams, (tile.ly, tile.lx, *sums.doses.tolist(), *fractional.flatten().tolist())
+
+    def mmse(self, tile: Tile, sums: AliasSums, signal: RadialSpectrum) -> torch.Tensor:
+        """The tile's MMSE estimate under ``signal``, rescaled per shell (module docstring)."""
+        grid = self.grid(tile)
+        spectrum = signal.for_grid(self.factor * max(grid.h, grid.w))
+        f = self.factor
+        power = [spectrum.at(grid.rad_hr[a, b]) for a in range(f) for b in range(f)]
+        cache, key = self._gram_cache(tile, sums)
+        return solve_mmse(sums, grid, power, cache=cache, key=key)
+
+    def blend(self) -> Blend:
+        _, h, w = self.frames.shape
+        return Blend((h, w), self.factor, self.overlap, device=self.frames.device)
 
 
-def _window(start: int, length: int, n: int, overlap_hr: int, f: int) -> torch.Tensor:
+class Blend:
+    """Tiles blended with raised-cosine windows (:func:`_window`) into one HR image, float32."""
+
+    def __init__(self, shape: tuple[int, int], factor: int, overlap: int, *, device) -> None:
+        h, w = shape
+        self.shape, self.f, self.overlap = shape, factor, overlap
+        self.total = torch.zeros(factor * h, factor * w, dtype=torch.float32, device=device)
+        self.weight_y = torch.zeros(factor * h, dtype=torch.float64, device=device)
+        self.weight_x = torch.zeros(factor * w, dtype=torch.float64, device=device)
+        self._seen_y: set[int] = set()
+        self._seen_x: set[int] = set()
+
+    def add(self, tile: Tile, image: torch.Tensor) -> None:
+        f, (h, w), dev = self.f, self.shape, self.total.device
+        win_y = _window(tile.y0, tile.ly, h, self.overlap * f, f, device=dev)
+        win_x = _window(tile.x0, tile.lx, w, self.overlap * f, f, device=dev)
+        ys, xs = (
+            slice(f * tile.y0, f * (tile.y0 + tile.ly)),
+            slice(f * tile.x0, f * (tile.x0 + tile.lx)),
+        )
+        self.total[ys, xs] += (win_y[:, None] * win_x[None, :] * image).to(torch.float32)
+        if tile.y0 not in self._seen_y:  # the tiles form a grid: the weights are separable
+            self._seen_y.add(tile.y0)
+            self.weight_y[ys] += win_y
+        if tile.x0 not in self._seen_x:
+            self._seen_x.add(tile.x0)
+            self.weight_x[xs] += win_x
+
+    def image(self) -> torch.Tensor:
+        weight = (self.weight_y[:, None] * self.weight_x[None, :]).to(torch.float32)
+        return self.total / weight
+
+
+def _window(
+    start: int, length: int, n: int, overlap_hr: int, f: int, *, device=None
+) -> torch.Tensor:
     """Blending weights ``(f length,)`` on HR pixels for a tile overlapping its neighbours by
     ``overlap_hr``: zero on the outer quarter of the overlap (where the periodic tile model is
     wrong), a raised cosine over the middle half (:func:`cryozssr.tiling.blend_window`)."""
     margin = overlap_hr // 4
     ramp = max(overlap_hr - 2 * margin, 1)
     rise, fall = start > 0, start + length < n
-    return blend_window(f * length, margin=margin, ramp=ramp, rise=rise, fall=fall)
-
-
-def _solve_tile(
-    frames: torch.Tensor,
-    shifts: torch.Tensor,
-    *,
-    factor: int,
-    exposure: Exposure | None,
-    regularisation: float,
-    frame_chunk: int,
-    signal: RadialSpectrum | None = None,
-) -> torch.Tensor:
-    """Solve the module's model for one ``(t, h, w)`` tile with global ``(t, 2)`` LR shifts."""
-    t, h, w = frames.shape
-    f, n = factor, factor * factor
-    dev = frames.device
-    pix = exposure.pixel_size_angstrom if exposure is not None else 1.0
-    fy, fx = alias_frequencies(h, f, device=dev), alias_frequencies(w, f, device=dev)  # (h|w, f)
-    base = box_response(fy, f)[:, None, :, None] * box_response(fx, f)[None, :, None, :] / f**2
-    rad_hr = torch.sqrt(fy[:, None, :, None] ** 2 + fx[None, :, None, :] ** 2)  # (h, w, f, f)
-    qbar_hr = rms_exposure_filter(rad_hr, t, exposure, pixel_size_angstrom=pix / f)
-    ky = torch.fft.fftfreq(h, device=dev, dtype=torch.float64)[:, None]
-    kx = torch.fft.fftfreq(w, device=dev, dtype=torch.float64)[None, :]
-    rad_lr = torch.sqrt(ky**2 + kx**2)
-    qbar_lr = rms_exposure_filter(rad_lr, t, exposure, pixel_size_angstrom=pix)
-
-    gram = torch.zeros(h, w, n, n, dtype=torch.complex128, device=dev)
-    rhs = torch.zeros(h, w, n, dtype=torch.complex128, device=dev)
-    average = torch.zeros(h, w, dtype=torch.complex128, device=dev)  # aligned dose-weighted mean
-    for c0 in range(0, t, frame_chunk):
-        sl = slice(c0, c0 + frame_chunk)
-        spectra = torch.fft.fft2(frames[sl].double())
-        s = shifts[sl]
-        py = torch.exp(-2j * math.pi * fy * f * s[:, 0, None, None])  # (c, h, f)
-        px = torch.exp(-2j * math.pi * fx * f * s[:, 1, None, None])  # (c, w, f)
-        model = base * py[:, :, None, :, None] * px[:, None, :, None, :]  # (c, h, w, f, f)
-        weights_lr = torch.full_like(rad_lr, 1.0 / t)[None]
-        q_hr = exposure_filters(rad_hr, t, exposure, pixel_size_angstrom=pix / f, frames=sl)
-        if q_hr is not None and qbar_hr is not None and qbar_lr is not None:
-            model = model * (q_hr / qbar_hr)
-            q_lr = exposure_filters(rad_lr, t, exposure, pixel_size_angstrom=pix, frames=sl)
-            weights_lr = q_lr / (t * qbar_lr)
-        model = model.reshape(-1, h, w, n)
-        for a, y in zip(model, spectra, strict=True):
-            gram += a.conj()[..., :, None] * a[..., None, :]
-            rhs += a.conj() * y[..., None]
-        align = torch.exp(2j * math.pi * (ky * s[:, 0, None, None] + kx * s[:, 1, None, None]))
-        average += (weights_lr * spectra * align).sum(0)
-
-    if signal is not None:  # MMSE: the Gaussian prior of the spectrum, per alias
-        sigma2 = max(float(frames.double().mean()), 1e-12) * h * w  # Poisson, per LR coefficient
-        power = signal.for_grid(f * max(h, w)).at(rad_hr).reshape(h, w, n) * (f * h) * (f * w)
-        precision = sigma2 / power.clamp(min=1e-300)
-        system = gram + torch.diag_embed(precision.to(gram.dtype))
-        # one factorisation: the estimate, and the resolution matrix (G + Lambda)^-1 G whose
-        # diagonal is each coefficient's signal gain, flattened per shell below
-        both = torch.linalg.solve(system, torch.cat([rhs[..., None], gram], dim=-1))
-        x = assemble_hr_spectrum(both[..., 0].reshape(h, w, f, f))
-        gain = both[..., 1:].diagonal(dim1=-2, dim2=-1).real
-        gain = assemble_hr_spectrum(gain.reshape(h, w, f, f))
-        shell = shell_index(assemble_hr_spectrum(rad_hr), max(f * h, f * w)).flatten()
-        mean_gain = torch.zeros(int(shell.max()) + 1, dtype=torch.float64, device=dev)
-        mean_gain.index_add_(0, shell, gain.flatten())
-        mean_gain /= torch.bincount(shell, minlength=mean_gain.numel()).clamp(min=1)
-        x = x / mean_gain.clamp(min=UNIT_TRANSFER_FLOOR)[shell].reshape(x.shape)
-        return torch.fft.ifft2(x).real
-    wy, wx = zero_padding_weights(h, f, device=dev), zero_padding_weights(w, f, device=dev)
-    prior = average[..., None, None] * (wy[:, None, :, None] * wx[None, :, None, :])
-    lam = max(regularisation * _inverse_snr(frames, average), 1e-9 * t)
-    eye = torch.eye(n, dtype=gram.dtype, device=dev)
-    x = torch.linalg.solve(gram + lam * eye, rhs + lam * prior.reshape(h, w, n))
-    return torch.fft.ifft2(assemble_hr_spectrum(x.reshape(h, w, f, f))).real
-
-
-def _inverse_snr(frames: torch.Tensor, average: torch.Tensor) -> float:
-    """``sigma^2 / P``: Poisson noise power per frame over the signal power of a white-spectrum prior.
-
-    ``sigma^2 / (h w) = mu`` (mean counts per LR pixel per frame); ``P / (h w)`` is the signal
-    variance per pixel: the variance of the aligned average ``average`` (its ``fft2``) minus its
-    noise variance ``mu / t``. Floored so that a signal-free movie gets a large, finite weight.
-    """
-    t, h, w = frames.shape
-    mu = max(float(frames.double().mean()), 1e-12)
-    power = average.abs().pow(2)
-    variance = float(power.sum() - power[0, 0]) / (h * w) ** 2
-    signal = max(variance - mu / t, 1e-6 * mu / t)
-    return mu / signal
+    return blend_window(f * length, margin=margin, ramp=ramp, rise=rise, fall=fall, device=device)

@@ -21,6 +21,9 @@ the LR Nyquist.
    estimate (:func:`cryozssr.baselines.misr` with ``signal=``), which weighs each of the four
    aliases of an LR coefficient by how well this movie's shifts and dose determine it.
 
+Steps 1 and 3 share one pass over the movie (:func:`cryozssr.baselines.misr.misr_halves_then_mmse`):
+the even and odd frames' alias sums are kept apart, solved for the halves, and added for step 3.
+
 Why no network: by measurement (``bench/results/issue8_cnn_refinement.json``), small CNNs trained
 per movie on these reconstructions (noise2noise at the output scale, residual or high-pass gain,
 MSE or correlation losses, or on the LR frames through the exact forward model) never beat the
@@ -39,11 +42,10 @@ from typing import Any
 import torch
 
 from cryozssr.baselines.config import MmseConfig
-from cryozssr.baselines.misr import RadialSpectrum, misr, smooth_shells
+from cryozssr.baselines.misr import RadialSpectrum, misr_halves_then_mmse, smooth_shells
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
 from cryozssr.fourier import shell_index
-from cryozssr.motion.averages import even_odd_frames
 from cryozssr.motion.field import MotionField
 from cryozssr.register import band_mean, frc_curve
 
@@ -82,9 +84,10 @@ def half_set_spectrum(
     if smoothing_shells < 1 or smoothing_shells % 2 == 0:
         raise ValueError(f"smoothing_shells must be odd and >= 1, got {smoothing_shells}")
     h, w = a.shape
-    spec_a = torch.fft.rfft2(a.double())
-    spec_b = torch.fft.rfft2(b.double())
-    cross = (spec_a * spec_b.conj()).real / (h * w)
+    # complex64 spectra (a K3 frame's HR halves are 94 Mpx each); shell sums in float64 below
+    spec_a = torch.fft.rfft2(a.float())
+    spec_b = torch.fft.rfft2(b.float())
+    cross = (spec_a * spec_b.conj()).real.double() / (h * w)
     ky = torch.fft.fftfreq(h, dtype=torch.float64, device=a.device)[:, None]
     kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=a.device)[None, :]
     width = 1.0 / max(h, w)
@@ -118,23 +121,18 @@ def mmse(
             f" frames, got {t}"
         )
     start = time.perf_counter()
-    frames = frames.to(torch.float32)
-    tiles = dict(tile_size_px=config.tile_size_px, tile_overlap_px=config.tile_overlap_px)
-    halves = []
-    for offset, indices in enumerate(even_odd_frames(t)):
-        halves.append(
-            misr(
-                frames[indices],
-                motion.select(indices),
-                exposure=exposure.every_other(offset),
-                regularisation=config.regularisation,
-                **tiles,
-            )
+
+    def spectrum_of_halves(even: torch.Tensor, odd: torch.Tensor) -> RadialSpectrum:
+        return half_set_spectrum(
+            even,
+            odd,
+            smoothing_shells=config.smoothing_shells,
+            floor_fraction=config.floor_fraction,
         )
-    spectrum = half_set_spectrum(
-        *halves, smoothing_shells=config.smoothing_shells, floor_fraction=config.floor_fraction
+
+    image, halves, spectrum = misr_halves_then_mmse(
+        frames, motion, spectrum_of_halves, exposure=exposure, regularisation=config.regularisation
     )
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
-    image = misr(frames, motion, exposure=exposure, signal=spectrum, **tiles)
     return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start)

@@ -11,7 +11,11 @@ import click
 from cryozssr.errors import InputError, OptionError
 from cryozssr.pipeline.config import RunConfig, with_options
 
-KEEP_WITH_CONFIG = {"inputs", "out", "config", "device", "skip_existing", "shard", "keep_going"}
+KEEP_WITH_CONFIG = {
+    *("inputs", "out", "config", "device", "skip_existing", "shard", "keep_going", "redo"),
+    *("verify", "fail_fast", "workers", "dask", "gpus_per_task", "threads", "watch"),
+    *("stable_seconds", "poll_seconds", "idle_seconds", "stop_file"),
+}
 """Options that may be given next to ``--config`` (which inputs, where to, how to batch, device)."""
 
 
@@ -93,6 +97,7 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         gain_path=str(p["gain"]) if p["gain"] else None,
         gain_rot=p["gain_rot"],
         gain_flip=p["gain_flip"],
+        mtf_path=str(p["mtf"]) if p.get("mtf") else None,
         eer_fractions=p["eer_fractions"],
         motion_patches=(p["patches"], p["patches"]) if p["patches"] else None,
         half_sets=p["half_sets"],

@@ -9,7 +9,7 @@ import typer
 
 from cryozssr import __version__
 from cryozssr.cli import bin as bin_cmd
-from cryozssr.cli import demo, evaluate, info, run, simulate
+from cryozssr.cli import demo, evaluate, info, relion_external, run, simulate
 from cryozssr.cli._common import error_line
 from cryozssr.errors import CryoZssrError
 
@@ -29,6 +29,10 @@ app.command("simulate")(simulate.simulate)
 app.command("run")(run.run)
 app.command("evaluate")(evaluate.evaluate)
 app.command("demo")(demo.demo)
+app.command(
+    "relion-external",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(relion_external.relion_external)
 
 
 def _version(value: bool) -> None:

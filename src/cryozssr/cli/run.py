@@ -1,12 +1,15 @@
-"""``cryozssr run``: super-resolve movies 2x.
+"""``cryozssr run``: super-resolve movies 2x, as a resumable batch.
 
 Example::
 
     cryozssr run movies/*.tif --out sr/ --pixel-size 1.5 --dose-per-frame 1.2 --gain gain.mrc
 
 For each movie ``<stem>`` it writes ``<stem>_sr.mrc`` (2x, half the pixel size), ``<stem>_avg.mrc``
-(motion-corrected, dose-weighted average), ``<stem>.json`` (config, trajectory, timings) and, for the
-whole folder, ``micrographs_sr.star`` for RELION / cryoSPARC import.
+(motion-corrected, dose-weighted average), ``<stem>_sr.star`` (RELION motion metadata),
+``<stem>.json`` (config, trajectory, timings) and, for the whole folder, ``micrographs_sr.star``
+(RELION 5 / cryoSPARC import) and ``cryozssr_manifest.jsonl`` (what is done). Rerunning the same
+command continues where it stopped. Exit status: 0 all movies done, 3 some failed, 2 usage error,
+bad input or all movies failed.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from pathlib import Path
 
 import typer
 
-from cryozssr.cli._common import command_line, err_console, error_line, progress
-from cryozssr.errors import CryoZssrError
+from cryozssr.cli._common import command_line
+from cryozssr.errors import OptionError
 
 _IN = "Input"
 _OPT = "Optics and exposure"
 _METHOD = "Method"
 _BATCH = "Batch"
+_SCALE = "Scale-out"
+_WATCH = "On the fly"
 
 
 def run(
@@ -121,13 +126,31 @@ def run(
     seed: int = typer.Option(
         0,
         "--seed",
-        help="Random seed (same seed, same output on the CPU).",
+        help="Random seed (same seed, device and --threads: same bytes).",
         rich_help_panel=_METHOD,
     ),
-    skip_existing: bool = typer.Option(
+    mtf: Path | None = typer.Option(
+        None,
+        "--mtf",
+        help="Detector MTF STAR file, named in the STAR optics table (rlnMtfFileName).",
+        rich_help_panel=_OPT,
+    ),
+    redo: bool = typer.Option(
         False,
-        "--skip-existing",
-        help="Skip movies whose <stem>.json already exists.",
+        "--redo",
+        help="Replace results of another configuration in --out (default: refuse the folder).",
+        rich_help_panel=_BATCH,
+    ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Re-hash the outputs of done movies (default: check their sizes and times).",
+        rich_help_panel=_BATCH,
+    ),
+    fail_fast: bool = typer.Option(
+        False,
+        "--fail-fast",
+        help="Stop at the first failed movie (default: record it and go on).",
         rich_help_panel=_BATCH,
     ),
     shard: str | None = typer.Option(
@@ -136,11 +159,62 @@ def run(
         help="I/N: process every N-th movie from the I-th (cluster job arrays).",
         rich_help_panel=_BATCH,
     ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", hidden=True, help="Deprecated: resuming is the default."
+    ),
     keep_going: bool = typer.Option(
+        False, "--keep-going", hidden=True, help="Deprecated: going on is the default."
+    ),
+    watch: bool = typer.Option(
         False,
-        "--keep-going",
-        help="Report a bad movie and go on with the others.",
-        rich_help_panel=_BATCH,
+        "--watch",
+        help="Follow the input folders/globs while a session is recorded (see --stable-seconds).",
+        rich_help_panel=_WATCH,
+    ),
+    stable_seconds: float = typer.Option(
+        30.0,
+        "--stable-seconds",
+        help="With --watch: take a movie once its size and time are unchanged this long.",
+        rich_help_panel=_WATCH,
+    ),
+    idle_seconds: float = typer.Option(
+        3600.0,
+        "--idle-seconds",
+        help="With --watch: stop after this long with no new movie.",
+        rich_help_panel=_WATCH,
+    ),
+    poll_seconds: float = typer.Option(
+        5.0,
+        "--poll-seconds",
+        help="With --watch: list the inputs this often.",
+        rich_help_panel=_WATCH,
+    ),
+    stop_file: Path | None = typer.Option(
+        None,
+        "--stop-file",
+        help="With --watch: stop when this file appears (default: STOP in the output folder).",
+        rich_help_panel=_WATCH,
+    ),
+    workers: int = typer.Option(
+        1, "--workers", help="Local worker processes.", rich_help_panel=_SCALE
+    ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        help="Address of a running Dask scheduler (tcp://host:8786): one movie per task.",
+        rich_help_panel=_SCALE,
+    ),
+    gpus_per_task: int = typer.Option(
+        0,
+        "--gpus-per-task",
+        help="With --dask: GPU worker resources per movie (start workers with --resources GPU=1).",
+        rich_help_panel=_SCALE,
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="torch threads per worker (same seed, device and threads give the same bytes).",
+        rich_help_panel=_SCALE,
     ),
 ) -> None:
     """Super-resolve cryo-EM movies 2x (the multi-frame MMSE estimate by default, Cryo-ZSSR's
@@ -151,65 +225,65 @@ def run(
     Rerun a recorded run: cryozssr run movies/a.tif --out again/ --config sr/a.json
     """
     params = {k: v for k, v in locals().items() if k != "ctx"}
+    from cryozssr.cli._batch import finish, stderr_line, watch_session
+    from cryozssr.cli._batch_progress import BatchProgress, log_file
     from cryozssr.cli._run_config import build_run_config
-    from cryozssr.device import resolve_device
-    from cryozssr.io import expand_movie_inputs, movie_stem, read_gain
-    from cryozssr.pipeline import process_movie
-    from cryozssr.pipeline.batch import (
-        parse_shard,
-        preflight,
-        prepare_out_dir,
-        write_star_from_records,
-    )
+    from cryozssr.io import expand_movie_inputs
+    from cryozssr.pipeline.batch import parse_shard, prepare_out_dir
     from cryozssr.pipeline.batch import shard as take_shard
-    from cryozssr.pipeline.movie import output_paths
+    from cryozssr.pipeline.runner import BatchOptions, run_batch
 
+    del skip_existing, keep_going  # resuming and going on are what a batch does now
     cfg = build_run_config(ctx, **params)
-    gain = Path(cfg.gain_path) if cfg.gain_path else None
+    options = BatchOptions(
+        redo=redo,
+        verify=verify,
+        fail_fast=fail_fast,
+        workers=workers,
+        dask_address=dask,
+        gpus_per_task=gpus_per_task,
+        threads=threads,
+    )
+    if device != "auto":  # a missing GPU is a usage error before anything is written
+        from cryozssr.device import resolve_device
+
+        resolve_device(device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cmd = command_line()
+    if watch:
+        from cryozssr.pipeline.watch import WatchConfig
+
+        if shard:
+            raise OptionError("--shard and --watch exclude each other (use --workers or --dask)")
+        watch_cfg = WatchConfig(
+            stable_seconds=stable_seconds,
+            poll_seconds=poll_seconds,
+            idle_seconds=idle_seconds,
+            stop_file=stop_file,
+        )
+        watch_session(inputs, cfg, out, watch_cfg, options, cmd)
+        return
     i, n = parse_shard(shard)
     movies = take_shard(expand_movie_inputs(inputs), i, n)
-    n_total = len(movies)
-    gain_img = read_gain(gain, rot=cfg.gain_rot, flip=cfg.gain_flip) if gain else None
     prepare_out_dir(out)
-    failed: list[str] = []
-    movies = preflight(movies, cfg, gain_img, keep_going=keep_going, failed=failed)
-    dev = resolve_device(cfg.device)
-    protect = [*movies, *([gain] if gain else [])]
-    with progress() as bar:
-        overall = bar.add_task(f"{cfg.method}: movies", total=len(movies))
-        stage = bar.add_task("", total=None, visible=False)
+    with log_file(out, cmd), BatchProgress(len(movies), 0, label=f"{cfg.method}: movies") as bar:
 
-        def on_progress(description: str, done: int, total: int) -> None:
-            bar.update(
-                stage, description=f"  {description}", completed=done, total=total, visible=True
-            )
+        def on_outcome(outcome, summary) -> None:
+            bar.outcome(outcome.stem, outcome.state, outcome.reason, outcome.seconds)
+            if outcome.state == "failed" and len(movies) > 1:
+                stderr_line(f"cryozssr: failed: {outcome.reason}")
 
-        for path in movies:
-            if skip_existing and output_paths(out, movie_stem(path))[2].exists():
-                bar.advance(overall)
-                continue
-            try:
-                result = process_movie(
-                    path,
-                    cfg,
-                    out,
-                    device=dev,
-                    gain=gain_img,
-                    protect=protect,
-                    command_line=command_line(),
-                    on_progress=on_progress,
-                )
-            except CryoZssrError as exc:
-                if not keep_going:
-                    raise
-                err_console.print(error_line(exc), markup=False, highlight=False)
-                failed.append(path.name)
-            else:
-                bar.console.print(
-                    f"{result.stem}: {result.sr_path} ({result.seconds:.1f} s)", markup=False
-                )
-            bar.update(stage, visible=False)
-            bar.advance(overall)
-    write_star_from_records(out)
-    if failed:
-        raise CryoZssrError(f"{len(failed)} of {n_total} movies failed: {', '.join(failed)}")
+        summary = run_batch(
+            movies,
+            cfg,
+            out,
+            options=options,
+            command_line=cmd,
+            on_outcome=on_outcome,
+            on_progress=bar.stage,
+            on_start=bar.set_already,
+        )
+        finish(summary)

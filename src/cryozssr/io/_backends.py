@@ -128,9 +128,13 @@ class TiffBackend:
                 series = self._tif.series[0]
                 shape = tuple(int(s) for s in series.shape)
                 page = self._tif.pages.first
+                truncated = _tiff_truncation(self._tif)
         except Exception as exc:  # tifffile raises many kinds on corrupt input
             self.close()
             raise InputError(f"{path}: not a readable TIFF file ({exc})") from None
+        if truncated:
+            self.close()
+            raise InputError(f"{path}: truncated TIFF file ({truncated})")
         shape = tuple(s for s in shape if s != 1) if len(shape) > 3 else shape
         rgb = page.photometric == tifffile.PHOTOMETRIC.RGB or page.samplesperpixel > 1
         if len(shape) not in (2, 3) or rgb:
@@ -213,6 +217,28 @@ class EerBackend:
         tif = getattr(self, "_tif", None)
         if tif is not None:
             tif.close()
+
+
+def _tiff_truncation(tif: tifffile.TiffFile) -> str | None:
+    """What shows a TIFF was cut short (image data or the next page past its end), or None."""
+    import struct
+
+    size = tif.filehandle.size
+    extents = (
+        o + c for p in tif.pages for o, c in zip(p.dataoffsets, p.databytecounts, strict=True)
+    )
+    end = max(extents, default=0)
+    if end > size:
+        return f"image data run to byte {end} but the file holds {size} bytes"
+    last, fmt = tif.pages[-1], tif.tiff
+    tif.filehandle.seek(last.offset + fmt.tagnosize + len(last.tags) * fmt.tagsize)
+    raw = tif.filehandle.read(fmt.offsetsize)
+    following = struct.unpack(fmt.offsetformat, raw)[0] if len(raw) == fmt.offsetsize else size
+    if following >= size:
+        return (
+            f"frame {len(tif.pages) + 1} starts at byte {following} but the file holds {size} bytes"
+        )
+    return None
 
 
 def _eer_pixel_size(path: Path) -> float | None:

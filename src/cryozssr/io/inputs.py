@@ -34,8 +34,18 @@ def _from_star(path: Path) -> list[Path]:
         raise InputError(f"{path}: not a readable STAR file ({exc})") from None
     for block in data.values():
         if hasattr(block, "columns") and "rlnMicrographMovieName" in block.columns:
-            return [path.parent / str(name) for name in block["rlnMicrographMovieName"]]
+            return [_star_entry(path, str(name)) for name in block["rlnMicrographMovieName"]]
     raise InputError(f"{path}: no rlnMicrographMovieName column (is it a RELION movies STAR?)")
+
+
+def _star_entry(star: Path, name: str) -> Path:
+    """RELION writes names relative to the project folder (where it runs): take that when it
+    exists, else relative to the STAR file's folder."""
+    as_given = Path(name)
+    if as_given.is_absolute() or as_given.exists():
+        return as_given
+    beside = star.parent / name
+    return beside if beside.exists() else as_given
 
 
 def _from_folder(path: Path) -> list[Path]:
@@ -47,8 +57,8 @@ def expand_movie_inputs(inputs: Sequence[str]) -> list[Path]:
 
     * a folder contributes its files with a movie extension (``.mrc .mrcs .tif .tiff .eer``...);
     * a glob (``"movies/*.tiff"``) contributes its sorted matches;
-    * a ``.star`` file contributes its ``rlnMicrographMovieName`` entries, relative to the STAR
-      file's folder;
+    * a ``.star`` file contributes its ``rlnMicrographMovieName`` entries, relative to the current
+      folder (RELION's project folder) or, failing that, to the STAR file's folder;
     * anything else is taken as a file (checked later, when opened).
 
     Order is kept and exact repeats dropped. Nothing found, or two movies with the same stem

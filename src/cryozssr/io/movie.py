@@ -18,6 +18,15 @@ import torch
 from cryozssr.errors import InputError, OptionError
 from cryozssr.io._backends import EerBackend, MrcBackend, TiffBackend, open_backend
 
+_INTEGER_TORCH = {
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "uint16": torch.int32,  # torch's uint16 lacks arithmetic; int32 still halves float32+copy
+    "int32": torch.int32,
+}
+"""Stored integer types kept as such by ``Movie.read(keep_integers=True)``."""
+
 __all__ = ["Movie", "open_movie", "read_image", "require_pixel_size"]
 
 
@@ -88,11 +97,17 @@ class Movie:
             yield self.frame(i)
 
     def read(
-        self, *, gain: torch.Tensor | None = None, device: torch.device | str | None = None
+        self,
+        *,
+        gain: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+        keep_integers: bool = False,
     ) -> torch.Tensor:
         """All frames as one ``(t, h, w)`` float32 tensor on ``device``, filled frame by frame.
 
         ``gain`` (``(h, w)``, e.g. from :func:`~cryozssr.io.read_gain`) multiplies every frame.
+        ``keep_integers``: integer counts without a gain stay in their stored integer type (a K3
+        uint8 movie is 4x smaller than in float32); consumers convert chunk by chunk.
         Peak memory is the output tensor plus one frame.
         """
         if gain is not None and tuple(gain.shape) != self.shape:
@@ -101,11 +116,17 @@ class Movie:
                 f"frames {self.shape}",
                 option="gain_rot",
             )
-        out = torch.empty((self.n_frames, *self.shape), dtype=torch.float32, device=device)
+        dtype = torch.float32
+        if keep_integers and gain is None and self.dtype_name in _INTEGER_TORCH:
+            dtype = _INTEGER_TORCH[self.dtype_name]
+        out = torch.empty((self.n_frames, *self.shape), dtype=dtype, device=device)
         if gain is not None:
             gain = gain.to(device=out.device, dtype=torch.float32)
         for i in range(self.n_frames):
-            out[i] = self.frame(i).to(out.device)
+            if dtype == torch.float32:
+                out[i] = self.frame(i).to(out.device)
+            else:
+                out[i] = torch.from_numpy(np.array(self.raw_frame(i))).to(out.device)
             if gain is not None:
                 out[i] *= gain
         return out

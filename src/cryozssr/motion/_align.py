@@ -13,6 +13,9 @@ import torch
 
 from cryozssr.fourier import phase_ramp
 
+CHUNK_BYTES = 64 * 2**20
+"""Frames' spectra processed at a time per alignment iteration (bounded temporaries)."""
+
 
 def crop_size(n: int, max_frequency: float) -> int:
     """Even size of the Fourier-cropped axis keeping ``|k| < max_frequency`` (cycles/px) of ``n``."""
@@ -30,9 +33,11 @@ def _correlation_at(
     if kx[-1] == 0.5:  # a true Nyquist column appears once
         weight[-1] = 1.0
     ey = torch.exp(2j * math.pi * ys[..., :, None] * ky)  # (..., n, hc)
-    ex = torch.exp(2j * math.pi * xs[..., None, :] * kx[:, None])  # (..., wr, m)
-    p = (product.to(torch.complex128) * weight).to(torch.complex128)
-    return (ey @ p @ ex).real
+    ex = torch.exp(2j * math.pi * xs[..., None, :] * kx[:, None]) * weight[:, None]  # (..., wr, m)
+    # the large contraction (over rows) in complex64 (the spectra's dtype; ~1e-6 relative, 1e-4 px
+    # on the peak), the small one in complex128
+    rows = (ey.to(product.dtype) @ product).to(torch.complex128)  # (..., n, wr)
+    return (rows @ ex).real
 
 
 def find_peaks(
@@ -43,6 +48,7 @@ def find_peaks(
     shape: tuple[int, int],
     max_shift_px: float,
     step_px: float = 0.1,
+    near_zero: bool = False,
 ) -> torch.Tensor:
     """Sub-pixel peak ``(..., 2)`` (original px) of the correlation whose half spectrum is ``product``.
 
@@ -52,6 +58,10 @@ def find_peaks(
     """
     h, w = shape
     hc, wc = product.shape[-2], 2 * (product.shape[-1] - 1)
+    half = max(h / hc, w / wc, 1.0)
+    if near_zero:  # the caller knows every peak is within half a cropped pixel of 0
+        centre = torch.zeros(*product.shape[:-2], 2, dtype=torch.float64, device=product.device)
+        return _refine(product, ky, kx, centre, half=half, step_px=step_px)
     xc = torch.fft.irfft2(product, s=(hc, wc))
     py = torch.fft.fftfreq(hc, d=1.0 / hc, device=xc.device) * (h / hc)
     px = torch.fft.fftfreq(wc, d=1.0 / wc, device=xc.device) * (w / wc)
@@ -59,11 +69,22 @@ def find_peaks(
     xc = torch.where(inside, xc, -torch.inf)
     idx = xc.flatten(-2).argmax(dim=-1)
     centre = torch.stack([py[idx // wc], px[idx % wc]], dim=-1).double()
-    # exact correlation (DFT) on two successively finer grids around the integer peak
-    half = max(h / hc, w / wc, 1.0)
+    return _refine(product, ky, kx, centre, half=half, step_px=step_px)
+
+
+def _refine(
+    product: torch.Tensor,
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    centre: torch.Tensor,
+    *,
+    half: float,
+    step_px: float,
+) -> torch.Tensor:
+    """Exact correlation (DFT) on two successively finer grids around ``centre`` (..., 2)."""
     for step, span in ((half / 4, half), (step_px, 3 * step_px)):
         n = 2 * round(span / step) + 1
-        offs = (torch.arange(n, device=xc.device, dtype=torch.float64) - (n - 1) / 2) * step
+        offs = (torch.arange(n, device=product.device, dtype=torch.float64) - (n - 1) / 2) * step
         fine = _correlation_at(
             product, ky, kx, centre[..., 0, None] + offs, centre[..., 1, None] + offs
         )
@@ -101,18 +122,18 @@ def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> to
     inwards, so the first frames (where beam-induced motion is fastest) are never extrapolated from
     later ones: a sqrt-like onset is followed, not flattened. Identity when ``window <= degree + 1``.
     """
-    out = torch.eye(n, dtype=torch.float64)
+    out = torch.eye(n, dtype=torch.float64, device=device)
     if window <= degree + 1:
-        return out.to(device)
+        return out
     for t in range(n):
         half = min(window // 2, t, n - 1 - t)
         if 2 * half + 1 <= degree + 1:
             continue
-        tau = torch.arange(-half, half + 1, dtype=torch.float64)
-        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
+        tau = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
+        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=device)
         out[t] = 0.0
         out[t, t - half : t + half + 1] = torch.linalg.pinv(design)[0]
-    return out.to(device)
+    return out
 
 
 def align_stack(
@@ -136,14 +157,38 @@ def align_stack(
     regularises the trajectory after every iteration. Returns float64 ``(..., t, 2)``.
     """
     shifts = initial_px.to(torch.float64)
+    hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
+    quarter_cropped_px = max(shape[0] / hc, shape[1] / wc, 1.0) / 4
+    step = math.inf
+    n = spec.shape[-3]
+    per_frame = spec[..., :1, :, :].numel() * 8  # bytes of one frame's complex64 spectra
+    chunk = max(1, min(n, CHUNK_BYTES // max(per_frame, 1)))
+    chunks = [slice(c, min(c + chunk, n)) for c in range(0, n, chunk)]
     for _ in range(n_iterations):
-        aligned = spec * phase_ramp(ky, kx, -shifts)
-        others = aligned.sum(dim=-3, keepdim=True) - aligned
-        residual = find_peaks(
-            aligned * others.conj() * filt, ky, kx, shape=shape, max_shift_px=max_shift_px
+        total = sum(
+            (spec[..., c, :, :] * phase_ramp(ky, kx, -shifts[..., c, :])).sum(-3, keepdim=True)
+            for c in chunks
         )
+        reference = total.conj() * filt  # the sum's conjugate, filtered once
+        parts = []
+        for c in chunks:  # frames a chunk at a time: memory is the spectra plus one chunk
+            aligned = spec[..., c, :, :] * phase_ramp(ky, kx, -shifts[..., c, :])
+            # aligned * conj(sum - aligned) * filt; |aligned|^2 = |spec|^2 (unit-modulus ramps)
+            product = aligned * reference - spec[..., c, :, :].abs().square() * filt
+            parts.append(
+                find_peaks(
+                    product,
+                    ky,
+                    kx,
+                    shape=shape,
+                    max_shift_px=max_shift_px,
+                    near_zero=step < quarter_cropped_px,  # no integer search once steps are small
+                )
+            )
+        residual = torch.cat(parts, dim=-2)
         new = smoother @ (shifts + residual)
-        done = float((new - shifts).abs().max()) < tolerance_px
+        step = float((new - shifts).abs().max())
+        done = step < tolerance_px
         shifts = new
         if done:
             break

@@ -94,11 +94,11 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
     """
     check_movie(frames)
     t, h, w = frames.shape
-    global_px = _estimate_stack(frames.float(), config, bfactor_px2=config.bfactor_px2)
+    global_px = _estimate_stack(frames, config, bfactor_px2=config.bfactor_px2)  # any real dtype
     global_px = (global_px - global_px[:1]).to(torch.float32)
     local = None
     if config.patches is not None:
-        local = _estimate_local(frames.float(), global_px, config).to(torch.float32)
+        local = _estimate_local(frames, global_px, config).to(torch.float32)
     log.debug(
         "global motion: %d frames, total path %.2f px",
         t,
@@ -130,10 +130,8 @@ def _estimate_stack(
     """Trajectory ``(..., t, 2)`` (free gauge) of ``(..., t, h, w)`` stacks aligned to their own sums."""
     h, w = stacks.shape[-2:]
     crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
-    spec = torch.stack(
-        [cropped_rfft(s - s.mean(dim=(-2, -1), keepdim=True), crop) for s in stacks.unbind(-3)],
-        dim=-3,
-    )
+    spec = torch.stack([cropped_rfft(s.float(), crop) for s in stacks.unbind(-3)], dim=-3)
+    spec[..., 0, 0] = 0  # the frames' means removed
     ky, kx = cropped_frequencies((h, w), crop, device=stacks.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
@@ -200,7 +198,7 @@ def _estimate_local(
     window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
     patches = torch.empty(gh, gw, t, ph, pw, device=frames.device)
     for k in range(t):  # one aligned frame at a time keeps memory at one movie
-        aligned = fourier_shift(frames[k], -global_px[k])
+        aligned = fourier_shift(frames[k].float(), -global_px[k])
         for i, y0 in enumerate(ys):
             for j, x0 in enumerate(xs):
                 p = aligned[y0 : y0 + ph, x0 : x0 + pw]

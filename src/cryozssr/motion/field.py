@@ -60,8 +60,9 @@ class MotionField:
         if self.local_shifts_px is None:
             return None
         h, w = self.image_shape
-        ys = torch.arange(h, dtype=torch.float32)
-        xs = torch.arange(w, dtype=torch.float32)
+        dev = self.local_shifts_px.device
+        ys = torch.arange(h, dtype=torch.float32, device=dev)
+        xs = torch.arange(w, dtype=torch.float32, device=dev)
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         yx = torch.stack([yy.flatten(), xx.flatten()], dim=-1)
         return self._local_at(yx).reshape(self.n_frames, h, w, 2)

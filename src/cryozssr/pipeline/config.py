@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, fields, replace
@@ -58,6 +59,7 @@ class RunConfig:
     gain_path: str | None = None
     gain_rot: int = 0
     gain_flip: int = 0
+    mtf_path: str | None = None
     eer_fractions: int = 40
     motion_patches: tuple[int, int] | None = None
     half_sets: bool = False
@@ -75,13 +77,20 @@ class RunConfig:
                 f"method {self.method} takes a {expected.__name__},"
                 f" got {type(self.method_config).__name__}"
             )
-        if self.pixel_size_angstrom is not None and not self.pixel_size_angstrom > 0:
-            raise OptionError("--pixel-size must be a positive number of Angstrom")
-        d = self.dose_per_frame_e_per_a2
-        if d is not None and not d > 0:
-            raise OptionError("--dose-per-frame must be a positive number of e/A^2")
-        if not self.voltage_kv > 0:
-            raise OptionError("--voltage must be a positive number of kV")
+        from cryozssr.pipeline.sanity import check_dose_per_frame, check_pixel_size
+
+        if self.pixel_size_angstrom is not None:
+            check_pixel_size(self.pixel_size_angstrom, source="--pixel-size")
+        if self.dose_per_frame_e_per_a2 is not None:
+            check_dose_per_frame(self.dose_per_frame_e_per_a2, source="--dose-per-frame")
+        if not 20 <= self.voltage_kv <= 1000:
+            raise OptionError(f"--voltage {self.voltage_kv}: expected 20 to 1000 kV")
+        if not (
+            math.isfinite(self.spherical_aberration_mm) and 0 <= self.spherical_aberration_mm <= 10
+        ):
+            raise OptionError(f"--cs {self.spherical_aberration_mm}: expected 0 to 10 mm")
+        if not 0 <= self.amplitude_contrast < 1:
+            raise OptionError(f"--amp-contrast {self.amplitude_contrast}: expected 0 to 1")
         if self.gain_rot not in (0, 1, 2, 3):
             raise OptionError("--gain-rot must be 0, 1, 2 or 3 (RELION's convention)")
         if self.gain_flip not in (0, 1, 2):
@@ -89,7 +98,10 @@ class RunConfig:
         if self.eer_fractions < 2:
             raise OptionError("--eer-fractions must be at least 2")
         if self.motion_patches is not None and min(self.motion_patches) < 1:
-            raise OptionError("--patches must be at least 1")
+            raise OptionError(
+                f"--patches {min(self.motion_patches)}: must be at least 1 "
+                "(leave it out for global motion only)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

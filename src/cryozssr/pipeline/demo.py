@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from cryozssr.errors import OptionError
+from cryozssr.errors import OptionError, ProcessingError
 from cryozssr.pipeline.config import DEMO_METHODS, METHODS, RunConfig
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ def run_demo(
     from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
     from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
     from cryozssr.evaluate.report import write_report
-    from cryozssr.pipeline.batch import prepare_out_dir, write_star_from_records
-    from cryozssr.pipeline.movie import process_movie
+    from cryozssr.pipeline.batch import prepare_out_dir
+    from cryozssr.pipeline.runner import BatchOptions, run_batch
     from cryozssr.simulate import SimulationConfig
     from cryozssr.simulate.dataset import simulate_dataset
 
@@ -112,18 +112,18 @@ def run_demo(
             spherical_aberration_mm=sim_config.spherical_aberration_mm,
             amplitude_contrast=sim_config.amplitude_contrast,
         )
-        for path in movies:
-            on_stage(f"{entry}: {path.name}")
-            process_movie(
-                path,
-                cfg,
-                run_dir,
-                device=device,
-                protect=movies,
-                command_line=command,
-                on_progress=on_progress,
-            )
-        write_star_from_records(run_dir)
+        on_stage(f"{entry}: {len(movies)} movie(s)")
+        summary = run_batch(
+            movies,
+            cfg,
+            run_dir,
+            options=BatchOptions(redo=True),  # the demo folder is rewritten on every call
+            command_line=command,
+            on_outcome=lambda o, _s, entry=entry: on_stage(f"{entry}: {o.stem} {o.state}"),
+            on_progress=on_progress,
+        )
+        if summary.failed:
+            raise ProcessingError(f"demo, {entry}: {summary.line()}")
         run_dirs.append(run_dir)
 
     on_stage(

@@ -1,11 +1,14 @@
-"""Super-resolve one movie: read, motion-correct, average, run the method, write the outputs.
+"""Super-resolve one movie: read, check, motion-correct, average, run the method, write the outputs.
 
-The JSON record is written last, so its presence marks a complete set of outputs (``--skip-existing``
-relies on it when a cluster job is restarted).
+Every output is written atomically and the JSON record last; what is *done* is decided by the batch
+manifest (:mod:`cryozssr.pipeline.manifest`), which lists a movie only after all its files exist.
+Numeric failures raise :class:`~cryozssr.errors.ProcessingError` (a recorded per-movie failure).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -18,11 +21,21 @@ import torch
 
 from cryozssr import __version__
 from cryozssr.dose import Exposure
-from cryozssr.io import movie_stem, open_movie, require_pixel_size, write_mrc
+from cryozssr.errors import InputError, ProcessingError
+from cryozssr.io import (
+    atomic_path,
+    movie_stem,
+    open_movie,
+    require_pixel_size,
+    write_mrc,
+    write_star,
+)
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
 from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
+from cryozssr.pipeline.sanity import check_dose_per_frame, check_pixel_size, check_raw_frames
+from cryozssr.pipeline.star import micrograph_row, motion_star_blocks
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +48,8 @@ class MovieResult:
     json_path: Path
     pixel_size_angstrom: float
     seconds: float
-    skipped: bool = False
+    outputs: tuple[str, ...] = ()  # every file written, names in the output folder
+    star_row: dict[str, Any] | None = None  # the micrographs STAR row (pipeline.star)
 
 
 def output_paths(out_dir: Path, stem: str) -> tuple[Path, Path, Path]:
@@ -43,12 +57,19 @@ def output_paths(out_dir: Path, stem: str) -> tuple[Path, Path, Path]:
     return out_dir / f"{stem}_sr.mrc", out_dir / f"{stem}_avg.mrc", out_dir / f"{stem}.json"
 
 
+def output_names(stem: str, cfg: RunConfig) -> tuple[str, ...]:
+    """Every file :func:`process_movie` writes for ``stem`` (names in the output folder)."""
+    halves = (f"{stem}_sr_even.mrc", f"{stem}_sr_odd.mrc") if cfg.half_sets else ()
+    return (f"{stem}_sr.mrc", f"{stem}_avg.mrc", *halves, f"{stem}_sr.star", f"{stem}.json")
+
+
 def _exposure(
     cfg: RunConfig, pixel_size: float, movie, frames: torch.Tensor, name: str
 ) -> Exposure:
     dose = cfg.dose_per_frame_e_per_a2
     if dose is None and movie.dtype_name.startswith(("int", "uint")):
-        dose = float(frames.mean()) / pixel_size**2
+        dose = mean_counts(frames) / pixel_size**2
+        check_dose_per_frame(dose, source=f"{name}: mean counts / pixel area")
         log.info(
             "%s: integer counts, so dose per frame = mean counts / pixel area = %.3f e/A^2 "
             "(pass --dose-per-frame to override)",
@@ -66,6 +87,12 @@ def _exposure(
         spherical_aberration_mm=cfg.spherical_aberration_mm,
         amplitude_contrast=cfg.amplitude_contrast,
     )
+
+
+def mean_counts(frames: torch.Tensor) -> float:
+    """Mean of a ``(t, h, w)`` movie of any dtype, one frame at a time (no float copy)."""
+    total = sum(float(frame.sum(dtype=torch.float64)) for frame in frames)
+    return total / frames.numel()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -89,7 +116,7 @@ def process_movie(
     cfg: RunConfig,
     out_dir: Path,
     *,
-    device: torch.device,
+    device: torch.device | str,
     gain: torch.Tensor | None = None,
     protect: Sequence[Path] = (),
     command_line: str = "",
@@ -110,21 +137,40 @@ def process_movie(
     movie = open_movie(
         path, pixel_size_angstrom=cfg.pixel_size_angstrom, eer_fractions=cfg.eer_fractions
     )
-    pixel_size = require_pixel_size(movie)
-    frames = movie.read(gain=gain, device=device)
+    with movie:
+        pixel_size = require_pixel_size(movie)
+        if cfg.pixel_size_angstrom is None:
+            check_pixel_size(pixel_size, source=f"{path.name}: header")
+        if gain is not None and tuple(gain.shape) != movie.shape:
+            raise InputError(
+                f"{path.name}: gain reference is {tuple(gain.shape)} but frames are "
+                f"{movie.shape} (check --gain-rot / --gain-flip)"
+            )
+        if not isinstance(device, torch.device):  # resolved once the header is known to be good
+            device = _resolve_device(device)
+        # integer counts without a gain stay integers (4x less memory than float32)
+        frames = movie.read(device=device, keep_integers=gain is None)
+    check_raw_frames(frames, dtype_name=movie.dtype_name, name=path.name)
+    if gain is not None:
+        frames *= gain.to(frames.device)
     exposure = _exposure(cfg, pixel_size, movie, frames, path.name)
     t = lap("read", t)
 
     motion_cfg = (
         MotionConfig() if cfg.motion_patches is None else MotionConfig(patches=cfg.motion_patches)
     )
-    motion = estimate_motion(frames, config=motion_cfg)
+    with _numeric(path.name, "motion estimation"):
+        motion = estimate_motion(frames, config=motion_cfg)
+    _require_finite(motion.global_shifts_px, path.name, "motion estimation")
     t = lap("motion", t)
     average = dose_weighted_average(frames, motion, exposure=exposure)
+    _require_finite(average, path.name, "the dose-weighted average")
     t = lap("average", t)
 
     inputs = methods.MethodInputs(frames=frames, motion=motion, average=average, exposure=exposure)
-    sr, method_info = methods.super_resolve(inputs, cfg, on_progress=on_progress)
+    with _numeric(path.name, cfg.method):
+        sr, method_info = methods.super_resolve(inputs, cfg, on_progress=on_progress)
+    _require_finite(sr, path.name, f"the {cfg.method} output")
     t = lap("super_resolve", t)
 
     half_paths: dict[str, str] = {}
@@ -139,7 +185,9 @@ def process_movie(
                 average=dose_weighted_average(frames[idx], sub_motion, exposure=sub_exposure),
                 exposure=sub_exposure,
             )
-            half, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+            with _numeric(path.name, cfg.method):
+                half, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+            _require_finite(half, path.name, f"the {cfg.method} {name}-frame output")
             half_path = out_dir / f"{stem}_sr_{name}.mrc"
             write_mrc(
                 half_path, half.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect
@@ -147,12 +195,14 @@ def process_movie(
             half_paths[name] = half_path.name
         t = lap("half_sets", t)
 
-    if not bool(torch.isfinite(sr).all()):
-        raise RuntimeError(
-            f"{path.name}: the {cfg.method} output is not finite (a bug: please report it)"
-        )
     write_mrc(sr_path, sr.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect)
     write_mrc(avg_path, average.cpu(), pixel_size_angstrom=pixel_size, overwrite_protect=protect)
+    motion_star = out_dir / f"{stem}_sr.star"
+    write_star(
+        motion_star,
+        motion_star_blocks(motion, exposure, movie_name=str(path), gain_name=cfg.gain_path),
+        overwrite_protect=protect,
+    )
     lap("write", t)
 
     record = {
@@ -163,11 +213,14 @@ def process_movie(
         "outputs": {
             "sr": sr_path.name,
             "avg": avg_path.name,
+            "motion_star": motion_star.name,
             **{f"sr_{k}": v for k, v in half_paths.items()},
         },
         "command_line": command_line,
         "seed": cfg.seed,
         "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "determinism": "same inputs, config, seed, device and torch_threads give the same bytes",
         "config": cfg.to_dict(),
         "method_config": _jsonable(cfg.method_config),
         "motion_config": _jsonable(motion_cfg),
@@ -182,8 +235,31 @@ def process_movie(
         "timings_seconds": timings,
         "method_info": _jsonable(method_info),
     }
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(json_path)
+    text = json.dumps(record, indent=1, allow_nan=False)
+    with atomic_path(json_path, overwrite_protect=protect) as tmp:
+        tmp.write_text(text)
     seconds = time.perf_counter() - t_start
-    return MovieResult(stem, sr_path, avg_path, json_path, pixel_size, seconds)
+    names = (sr_path.name, avg_path.name, *half_paths.values(), motion_star.name, json_path.name)
+    row = micrograph_row(motion, exposure, sr_name=sr_path.name, metadata_name=motion_star.name)
+    return MovieResult(stem, sr_path, avg_path, json_path, pixel_size, seconds, names, row)
+
+
+@functools.lru_cache(maxsize=4)
+def _resolve_device(name: str) -> torch.device:
+    from cryozssr.device import resolve_device
+
+    return resolve_device(name)  # once per process (and its CPU fallback warning)
+
+
+def _require_finite(x: torch.Tensor, name: str, what: str) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise ProcessingError(f"{name}: {what} is not finite (extreme input values?)")
+
+
+@contextlib.contextmanager
+def _numeric(name: str, what: str):
+    """Turn torch's numeric failures (a singular solve, an overflow) into a ProcessingError."""
+    try:
+        yield
+    except (torch.linalg.LinAlgError, FloatingPointError, OverflowError) as exc:
+        raise ProcessingError(f"{name}: {what} failed numerically ({exc})") from None

@@ -103,8 +103,9 @@ def super_resolve(
     config = config or ZssrConfig()
     _check(frames, motion, config)
     device = torch.device(device) if device is not None else frames.device
-    frames = frames.to(device=device, dtype=torch.float32)
+    frames = frames.to(device=device)
     del exposure  # the papers' regimes use plain averages
+    frames = frames.to(torch.float32)
     t = frames.shape[0]
     references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)
 
