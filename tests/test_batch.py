@@ -123,7 +123,9 @@ def test_done_outputs_are_verified_and_another_config_is_refused(
     # the case: misr results, then bilinear into the same folder
     status, _, err = run_cli(monkeypatch, capsys, *_args(movies[:2], out, "bilinear"))
     assert status == 2 and err.count("\n") == 1
-    assert "holds results of another configuration (method: 'misr' -> 'bilinear')" in err
+    assert (
+        "holds results of another configuration (" in err and "method: 'misr' -> 'bilinear'" in err
+    )
     assert (out / "m0_sr.mrc").read_bytes() == (reference / "m0_sr.mrc").read_bytes()
     status, _, err = run_cli(monkeypatch, capsys, *_args(movies[:2], out, "bilinear", "--redo"))
     assert status == 0, err

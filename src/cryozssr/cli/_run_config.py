@@ -99,6 +99,6 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         gain_flip=p["gain_flip"],
         mtf_path=str(p["mtf"]) if p.get("mtf") else None,
         eer_fractions=p["eer_fractions"],
-        motion_patches=(p["patches"], p["patches"]) if p["patches"] else None,
+        motion_patches=(p["patches"], p["patches"]) if p["patches"] is not None else None,
         half_sets=p["half_sets"],
     )
