@@ -100,7 +100,8 @@ def run(
     half_sets: bool = typer.Option(
         False,
         "--half-sets",
-        help="Also super-resolve even and odd frames apart (for half-set FRC).",
+        help="Also super-resolve even and odd frames apart: half-set FRC and the no-truth alias score"
+        " (recorded in each JSON; costs about twice the method's time).",
         rich_help_panel=_METHOD,
     ),
     device: str = typer.Option(
