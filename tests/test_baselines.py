@@ -202,8 +202,9 @@ def test_user_errors_are_clear(movie):
 def test_shift_add_does_not_amplify_the_drifted_out_border():
     """A 13-px drift leaves the bottom rows to a few frames: their noise must not be amplified.
 
-    Noise = the difference of two Poisson realisations; before the coverage-scaled Wiener filter
-    the outermost rows had ~3.5x the interior's, now ~2.4x (what few frames give undeconvolved).
+    Noise = the difference of two Poisson realisations; with one global Wiener filter the 8
+    outermost rows had 2.9x the interior's noise (and the 4 outermost columns), with the
+    coverage-scaled one 2.0x (what the few frames reaching them give, not amplified).
     """
     from _synthetic import band_limited_scene
 
@@ -219,6 +220,7 @@ def test_shift_add_does_not_amplify_the_drifted_out_border():
         for _ in range(2)
     )
     noise = (a - b).std(1)  # per row
-    ratio = noise[-8:].mean() / noise[64:-64].mean()
-    assert ratio < 2.8
+    assert noise[-8:].mean() / noise[64:-64].mean() < 2.4
+    columns = (a - b).std(0)
+    assert columns[:4].mean() / columns[64:-64].mean() < 2.4
     assert noise[:8].mean() / noise[64:-64].mean() < 1.3  # the border every frame covers: as inside

@@ -102,7 +102,8 @@ def _coverage_wiener(
     """Wiener deconvolution at the SNR each HR pixel has: ``snr`` times its frame coverage.
 
     Along a drifted-out border only some frames reach a pixel, so its noise is larger (1 frame of
-    40: ~6x); one global Wiener filter amplified that band to 4-10x the interior noise. Here the
+    40: ~6x), and one global Wiener filter amplified it further (the demo showed a band of 4-10x
+    the interior noise; ``tests/test_baselines.py``: 2.9x, now 2.0x). Here the
     pixel's coverage ``c`` (drop weight over the interior's median) scales the SNR: the image is
     deconvolved at ``snr``, ``snr / 4``, ... ``snr / 64`` and blended per pixel by ``log4(c)``,
     so partly covered pixels are deconvolved less (and so amplified less), fully covered ones as
