@@ -86,19 +86,18 @@ class AliasScore:
 
     @property
     def recovered(self) -> bool:
-        return (
-            self.rho is not None
-            and self.z >= Z_RECOVERED
-            and (self.fraction_allowed or 0.0) >= FRACTION_RECOVERED
-        )
+        """Significant (``z`` >= 4) and, where measurable, at least 1% of what the frames allow."""
+        if self.z < Z_RECOVERED:
+            return False
+        return self.rho is None or (self.fraction_allowed or 0.0) >= FRACTION_RECOVERED
 
     def verdict(self) -> str:
         """One plain sentence for the report."""
         if self.rho is None:
-            return (
-                "cannot say: the held-out frames hold no measurable aliased signal "
-                "(too little shift diversity or too much noise)"
-            )
+            why = "the frames' aliased signal is too weak to measure against their noise"
+            head = f"recovered detail past the Nyquist: {'yes' if self.recovered else 'no'}"
+            share = "; share not measurable: " if self.recovered else "; "
+            return f"{head} (z = {self.z:.1f}){share}{why}"
         pct = 100 * max(self.fraction_allowed or 0.0, 0.0)
         if self.recovered:
             return f"recovered detail past the Nyquist: yes, {pct:.0f}% of what the frames allow"
