@@ -13,7 +13,7 @@ from cryozssr.evaluate.compare import Row
 from cryozssr.evaluate.report import write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_report_screenshot import find_browser, screenshot  # noqa: E402
+from bench_report_screenshot import find_browser, screenshot
 
 
 def _rows() -> list[Row]:

@@ -36,8 +36,11 @@ even) are pooled. Frequencies are binned by the LR radius ``|k|``: LR ``|k|`` in
 cycles/LR px receives the aliases at 1-1.33x the LR Nyquist, ``[1/6, 1/3]`` those at 1.33-1.67x
 (along the axes), as :data:`cryozssr.evaluate.frc.FRC_BANDS` does on the HR grid.
 
-Frames are cut at the integer part of their shift (as misr's tiles are), so the periodic model
-holds up to the sub-pixel remainder; global motion only (a local field is ignored).
+The prediction is made on the whole (periodic) grid, exactly, then every held-out frame and its
+prediction are cut at the integer part of the frame's shift (as misr's tiles are) and given the
+same soft edge, so the periodic model holds up to the sub-pixel remainder; frequencies next to the
+LR Nyquist (a few bins) and on the axes are skipped. Global motion only (a local field is ignored).
+Cost: about one misr run of the same movie (``bench/bench_score.py``).
 """
 
 from __future__ import annotations
