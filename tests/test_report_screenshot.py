@@ -37,7 +37,7 @@ def test_the_report_reads_verdict_first_and_renders(tmp_path):
     )  # fmt: skip
     page = report.read_text()
     verdict = page.index(
-        "misr: recovered detail past the Nyquist: yes (16% of what the frames allow"
+        "misr: recovered detail past the Nyquist: yes (16% of what the frames allow, z = 40.0"
     )
     assert verdict < page.index("All figures") < page.index("What the columns mean")
     assert "↑ higher is better" in page and "6.0–3.6 Å" in page  # bands in Angstrom

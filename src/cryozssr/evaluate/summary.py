@@ -38,6 +38,9 @@ def columns(lr_pixel_angstrom: float) -> list[Column]:
                "or invented detail, 100 = all the frames allow."),
         Column("score_rho", "alias score ρ", "{:.3f}", "higher",
                "The same as a correlation (−1..1): the percentage is ρ² in %."),
+        Column("score_z", "alias score z", "{:.1f}", "higher",
+               "Significance of the score: ≥ 4 = real detail past the Nyquist; about 0 ± 1 = none. "
+               "Exists even where the frames' aliased signal is too weak for ρ and %."),
         Column("score_recovered", "recovered (movies)", "{}", "higher",
                "Movies where the score is significant (z ≥ 4) and ≥ 1% of what the frames allow."),
         Column("frc_past_nyquist", f"FRC vs truth past Nyq ({nyq:.1f}–{far:.1f} Å)", "{:.3f}",
