@@ -112,8 +112,11 @@ def verdict(row: Row) -> str:
         pct = f.get("score_percent_allowed")
         n, rec = f["score_scored"], f["score_recovered"]
         yes = "yes" if rec * 2 > n else ("in some movies" if rec else "no")
+        z = f"z = {f['score_z']:.1f}"
         share = (
-            f"{pct:.0f}% of what the frames allow" if pct is not None else "share not measurable"
+            f"{pct:.0f}% of what the frames allow, {z}"
+            if pct is not None
+            else f"{z}; the frames' aliased signal is too weak to give a %"
         )
         parts.append(f"recovered detail past the Nyquist: {yes} ({share}; {rec}/{n} movies)")
     elif f.get("score_movies"):
