@@ -315,5 +315,5 @@ def score_record(
     """:func:`alias_score` as a run record's JSON entry; a movie it cannot score gets ``error``."""
     try:
         return alias_score(frames, shifts_px, halves, exposure=exposure).to_dict()
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # an optional figure must not fail the movie
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
