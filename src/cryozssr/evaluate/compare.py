@@ -22,6 +22,7 @@ from cryozssr.evaluate.ctf_fit import CtfFit, CtfFitConfig, Microscope, fit_ctf
 from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.particles import ParticleSet, evaluate_3d
 from cryozssr.evaluate.reconstruct import symmetry_matrices
+from cryozssr.evaluate.score import is_recovered
 from cryozssr.ops import box_sum
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,10 @@ def _summarise_scores(row: Row) -> None:
         return
     row.figures["score_movies"] = len(row.scores)
     row.figures["score_scored"] = len(scored)
-    row.figures["score_recovered"] = sum(bool(s.get("recovered")) for s in scored)
+    row.figures["score_recovered"] = sum(  # the current rule, also on records of older versions
+        is_recovered(s["z"], s.get("fraction_allowed"), measurable=s.get("rho") is not None)
+        for s in scored
+    )
     rhos = [s["rho"] for s in scored if s.get("rho") is not None]
     fracs = [s["fraction_allowed"] for s in scored if s.get("fraction_allowed") is not None]
     row.figures["score_rho"] = _mean(rhos)

@@ -74,6 +74,13 @@ _TAPER_LR_PX = 16
 _GUARD_BINS = 4
 
 
+def is_recovered(z: float, fraction_allowed: float | None, *, measurable: bool) -> bool:
+    """The verdict's rule: ``z >= Z_RECOVERED`` and, if measurable, ``rho^2 >= FRACTION_RECOVERED``."""
+    if z < Z_RECOVERED:
+        return False
+    return not measurable or (fraction_allowed or 0.0) >= FRACTION_RECOVERED
+
+
 @dataclass(frozen=True)
 class AliasScore:
     """The pooled score and its parts; ``shells`` are LR radii (cycles/LR px) with ``rho`` per shell."""
@@ -90,9 +97,7 @@ class AliasScore:
     @property
     def recovered(self) -> bool:
         """Significant (``z`` >= 4) and, where measurable, at least 1% of what the frames allow."""
-        if self.z < Z_RECOVERED:
-            return False
-        return self.rho is None or (self.fraction_allowed or 0.0) >= FRACTION_RECOVERED
+        return is_recovered(self.z, self.fraction_allowed, measurable=self.rho is not None)
 
     def verdict(self) -> str:
         """One plain sentence for the report."""
