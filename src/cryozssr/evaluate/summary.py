@@ -148,19 +148,22 @@ def warnings(rows: Sequence[Row]) -> list[str]:
 
 def terminal_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """An 80-column summary: method, verdict, score, truth past the Nyquist, CTF fit, time."""
-    head = ["method", "past Nyquist", "ρ", "truth", "CTF Å", "s/movie"]
+    head = ["method", "past Nyquist", "score ρ", "truth", "CTF Å", "s/movie"]
     cells = []
     for r in rows:
         f = r.figures
         if f.get("score_scored"):
             pct = f.get("score_percent_allowed")
-            yes = "yes" if f["score_recovered"] * 2 > f["score_scored"] else "no"
+            rec, n = f["score_recovered"], f["score_scored"]
+            yes = "yes" if rec * 2 > n else (f"{rec}/{n}" if rec else "no")
             verdict_cell = f"{yes} {pct:.0f}%" if pct is not None else yes
         else:
             verdict_cell = "–"
-
+        score = _num(f, "score_rho", "{:.2f}")
+        if score == "–" and f.get("score_z") is not None:
+            score = f"z {f['score_z']:.1f}"
         cells.append([
-            r.name[:16], verdict_cell, _num(f, "score_rho", "{:.2f}"),
+            r.name[:16], verdict_cell, score,
             _num(f, "frc_past_nyquist", "{:.2f}"), _num(f, "ctf_fit_resolution_angstrom", "{:.2f}"),
             _num(f, "seconds_per_movie", "{:.0f}"),
         ])  # fmt: skip
