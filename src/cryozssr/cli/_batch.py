@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cryozssr.cli._common import err_console
@@ -36,17 +38,24 @@ def watch_session(inputs, cfg, out, watch_cfg, options, cmd) -> None:
 
 
 def check_method_options(cfg) -> None:
-    if cfg.method != "zssr" and (cfg.preset or cfg.regime or cfg.max_iterations):
-        raise OptionError("--preset, --regime and --max-iterations apply to --method zssr only")
+    checkpoint = cfg.extra.get("zssr_checkpoint")
+    if cfg.method != "zssr" and (cfg.preset or cfg.regime or cfg.max_iterations or checkpoint):
+        raise OptionError(
+            "--preset, --regime, --max-iterations and --zssr-checkpoint apply to --method zssr only"
+        )
     if cfg.method == "zssr":
         from cryozssr.pipeline.methods import zssr_config
 
         # validate preset and regime before reading any movie
-        if not zssr_config(cfg).trains_network and (cfg.preset or cfg.max_iterations):
+        if not zssr_config(cfg).trains_network and (cfg.preset or cfg.max_iterations or checkpoint):
             raise OptionError(
-                "--preset and --max-iterations apply to the network regimes"
+                "--preset, --max-iterations and --zssr-checkpoint apply to the network regimes"
                 " (--regime journal or workshop), not to explicit"
             )
+        if checkpoint is not None and Path(checkpoint).exists():
+            from cryozssr.io.checkpoint import load_checkpoint
+
+            load_checkpoint(checkpoint, config=zssr_config(cfg))  # refuse it before any movie
 
 
 def stderr_line(text: str) -> None:

@@ -91,6 +91,13 @@ def run(
     max_iterations: int | None = typer.Option(
         None, "--max-iterations", help="Cap zssr training iterations.", rich_help_panel=_METHOD
     ),
+    zssr_checkpoint: Path | None = typer.Option(
+        None,
+        "--zssr-checkpoint",
+        help="Dataset-level zssr network (journal/workshop): if PATH exists, fine-tune it briefly"
+        " on each movie; else train on the first movie and save it to PATH.",
+        rich_help_panel=_METHOD,
+    ),
     patches: int | None = typer.Option(
         None,
         "--patches",
@@ -233,6 +240,7 @@ def run(
         motion_patches=(patches, patches) if patches is not None else None,
         half_sets=half_sets,
         max_iterations=max_iterations,
+        extra={"zssr_checkpoint": str(zssr_checkpoint)} if zssr_checkpoint else {},
     )
     check_method_options(cfg)
     options = BatchOptions(

@@ -65,6 +65,8 @@ class ZssrConfig:
     lr_min_gap: int = 40
     lr_slope_ratio: float = 1.5
     max_iterations: int = 300
+    fine_tune_iterations: int = 30
+    """Iterations when training starts from a dataset-level checkpoint (instead of ``max_iterations``)."""
     ensemble: bool = True
     """8-fold geometric self-ensemble (median) at inference."""
     backprojection_iterations: int = 10
@@ -95,7 +97,14 @@ class ZssrConfig:
             raise OptionError(
                 f"references must be 'spread', 'first' or 'random', got {self.references!r}"
             )
-        positive = ("n_inputs", "channels", "batch_size", "lr_check_every", "max_iterations")
+        positive = (
+            "n_inputs",
+            "channels",
+            "batch_size",
+            "lr_check_every",
+            "max_iterations",
+            "fine_tune_iterations",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")

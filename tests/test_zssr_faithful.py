@@ -1,0 +1,65 @@
+"""Issue 17: sub-pixel-diverse inputs for the papers' network, and the dataset-level checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cryozssr.errors import InputError
+from cryozssr.io.checkpoint import load_checkpoint, save_checkpoint
+from cryozssr.motion.field import MotionField
+from cryozssr.ops import box_sum, fourier_shift
+from cryozssr.zssr import config_from_preset
+from cryozssr.zssr.network import SRNet
+from cryozssr.zssr.subpixel import fraction_grouped_averages
+
+
+def _scene(n: int, *, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return 1.0 + 0.3 * torch.randn(n, n, generator=g, dtype=torch.float64)
+
+
+def test_grouped_averages_keep_each_group_at_its_own_sub_pixel_position():
+    # HR scene moved by whole HR pixels = half LR pixels: four distinct LR sub-pixel phases
+    scene = _scene(64, seed=0)
+    shifts_hr = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1], [4, 2], [5, 2], [2, 5], [7, 7]])
+    hr = torch.stack([torch.roll(scene, tuple(int(v) for v in s), dims=(0, 1)) for s in shifts_hr])
+    lr = box_sum(hr).float()
+    motion = MotionField((shifts_hr / 2).float(), (32, 32))
+    averages, positions = fraction_grouped_averages(lr, motion, n_groups=4)
+    assert averages.shape == (4, 32, 32)
+    # each group holds the frames of one LR phase, moved by whole LR pixels onto each other: its
+    # average is exactly the scene at the group's position (LR px, vs frame 0), box-summed
+    for avg, pos in zip(averages, positions, strict=True):
+        expected = box_sum(fourier_shift(scene, 2 * pos)).float()
+        torch.testing.assert_close(avg, expected, atol=1e-4, rtol=1e-5)
+    # the four averages are not shifted copies of one image: their phases differ
+    assert len({tuple((2 * p).round().remainder(2).tolist()) for p in positions}) == 4
+
+
+def test_grouped_averages_reject_impossible_groupings():
+    motion = MotionField(torch.zeros(3, 2), (8, 8))
+    with pytest.raises(Exception, match="cannot make 4 groups out of 3 frames"):
+        fraction_grouped_averages(torch.zeros(3, 8, 8), motion, n_groups=4)
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path):
+    config = config_from_preset("fast", regime="journal")
+    torch.manual_seed(0)
+    net = SRNet(channels=config.channels, res_blocks=config.res_blocks)
+    for p in net.parameters():  # non-trivial weights (the decoder starts at zero)
+        torch.nn.init.normal_(p)
+    path = save_checkpoint(tmp_path / "zssr.pt", net.state_dict(), config=config)
+    state = load_checkpoint(path, config=config)
+    fresh = SRNet(channels=config.channels, res_blocks=config.res_blocks)
+    fresh.load_state_dict(state)
+    x = torch.randn(1, 4, 12, 12)
+    torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)
+    assert not list(tmp_path.glob(".*tmp"))  # written atomically
+    with pytest.raises(InputError, match="another network: channels 16"):
+        load_checkpoint(path, config=config_from_preset("paper", regime="journal"))
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt", config=config)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a readable Cryo-ZSSR checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt", config=config)
