@@ -63,3 +63,72 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="not a readable Cryo-ZSSR checkpoint"):
         load_checkpoint(tmp_path / "junk.pt", config=config)
+
+
+def test_run_trains_saves_then_fine_tunes_a_dataset_level_network(tmp_path, monkeypatch, capsys):
+    import json
+
+    from _cli import assert_one_clean_error, run_cli
+    from _synthetic import synthetic_movie
+    from cryozssr.io import write_mrc
+
+    paths = []
+    for seed, name in ((0, "a"), (1, "b")):
+        lr, _, _ = synthetic_movie(size_hr=64, n_frames=8, seed=seed)
+        paths.append(
+            str(
+                write_mrc(
+                    tmp_path / f"{name}.mrc", lr.numpy(), pixel_size_angstrom=3.0, mode="uint16"
+                )
+            )
+        )
+    ck = tmp_path / "out" / "zssr.pt"
+    args = ["--method", "zssr", "--regime", "journal", "--max-iterations", "3", "--device", "cpu"]
+    out = tmp_path / "out"
+    status, _, err = run_cli(
+        monkeypatch, capsys, "run", *paths, "--out", str(out), *args, "--zssr-checkpoint", str(ck)
+    )
+    assert status == 0, err
+
+    def record(stem: str) -> dict:
+        return json.loads((out / f"{stem}.json").read_text())["method_info"]
+
+    first, second = record("a"), record("b")
+    assert first["checkpoint"]["fine_tuned"] is False and first["history"]["iterations"] == 3
+    assert second["checkpoint"]["fine_tuned"] is True
+    assert second["history"]["iterations"] == config_from_preset("fast").fine_tune_iterations
+    saved = ck.stat().st_mtime_ns
+    # a resumed batch reuses the checkpoint (fine-tunes, never overwrites it)
+    status, _, err = run_cli(
+        monkeypatch, capsys, "run", paths[0], "--out", str(out), *args, "--zssr-checkpoint", str(ck)
+    )
+    assert status == 0, err
+    assert record("a")["checkpoint"]["fine_tuned"] is True and ck.stat().st_mtime_ns == saved
+    # another architecture, or a method without a network: one clean error line
+    status, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "run",
+        paths[0],
+        "--out",
+        str(tmp_path / "o2"),
+        *args,
+        "--preset",
+        "paper",
+        "--zssr-checkpoint",
+        str(ck),
+    )
+    assert_one_clean_error(status, err, "another network")
+    status, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "run",
+        paths[0],
+        "--out",
+        str(tmp_path / "o3"),
+        "--method",
+        "misr",
+        "--zssr-checkpoint",
+        str(ck),
+    )
+    assert_one_clean_error(status, err, "--zssr-checkpoint")
