@@ -57,7 +57,7 @@ from cryozssr.zssr import config_from_preset
 from cryozssr.zssr.api import fit_and_predict
 from cryozssr.zssr.network import upsample2x
 from cryozssr.zssr.pairs import TrainingPair, downsample2x, training_pair
-from cryozssr.zssr.subpixel import fraction_grouped_averages
+from cryozssr.zssr.subpixel import fraction_grouped_averages, grouped_training_pair
 
 MOVIES = {
     "base": {},
@@ -112,6 +112,10 @@ def journal_pair(frames, motion, *, inputs: str, target: str, references) -> Tra
     t = frames.shape[0]
     late, early = list(range(t // 2, t)), list(range(t // 2))
     g = motion.global_shifts_px.float()
+    if inputs == "grouped" and target == "today":  # the library's `inputs="grouped"` pair
+        return TrainingPair(
+            *grouped_training_pair(frames, motion, regime="journal", n_groups=len(references))
+        )
     if inputs == "grouped":
         avg, pos = fraction_grouped_averages(
             frames, motion, n_groups=len(references), pixel=2, frame_indices=late

@@ -22,6 +22,7 @@ from cryozssr.zssr.explicit import explicit_super_resolve
 from cryozssr.zssr.inference import back_project, self_ensemble, tiled_predict
 from cryozssr.zssr.network import upsample2x
 from cryozssr.zssr.pairs import TrainingPair, training_pair
+from cryozssr.zssr.subpixel import fraction_grouped_averages, grouped_training_pair
 from cryozssr.zssr.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,17 @@ def super_resolve(
     t = frames.shape[0]
     references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)
 
-    lr_inputs = reference_aligned_averages(frames, motion, references)
-    pair = training_pair(frames, motion, regime=config.regime, references=references)
+    if config.inputs == "grouped":
+        global_only = MotionField(motion.global_shifts_px, tuple(motion.image_shape))
+        lr_inputs, _ = fraction_grouped_averages(frames, global_only, n_groups=config.n_inputs)
+        pair = TrainingPair(
+            *grouped_training_pair(
+                frames, global_only, regime=config.regime, n_groups=config.n_inputs
+            )
+        )
+    else:
+        lr_inputs = reference_aligned_averages(frames, motion, references)
+        pair = training_pair(frames, motion, regime=config.regime, references=references)
     anchor = reference_aligned_averages(frames, motion, [0])[0]
     result = fit_and_predict(
         lr_inputs,

@@ -30,6 +30,7 @@ from cryozssr.errors import OptionError
 Regime = Literal["explicit", "workshop", "journal"]
 REGIMES: tuple[str, ...] = ("explicit", "journal", "workshop")
 ReferenceMode = Literal["spread", "first", "random"]
+InputMode = Literal["fourier", "grouped"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class ZssrConfig:
     references: ReferenceMode = "spread"
     """``spread``: ``K`` reference frames evenly spaced over the movie; ``first``: frames 0..K-1;
     ``random``: ``K`` frames drawn with the run's seed (the workshop paper's choice)."""
+    inputs: InputMode = "fourier"
+    """``fourier``: the papers' ``K`` reference-aligned averages (Fourier shifts; with global motion
+    shifted copies of one average); ``grouped``: frames grouped by the fractional part of their
+    shift, aligned by whole pixels (:mod:`cryozssr.zssr.subpixel`), keeping sub-pixel diversity."""
     channels: int = 64
     res_blocks: int = 2
     hr_crop: int = 256
@@ -97,6 +102,8 @@ class ZssrConfig:
             raise OptionError(
                 f"references must be 'spread', 'first' or 'random', got {self.references!r}"
             )
+        if self.inputs not in ("fourier", "grouped"):
+            raise OptionError(f"inputs must be 'fourier' or 'grouped', got {self.inputs!r}")
         positive = (
             "n_inputs",
             "channels",

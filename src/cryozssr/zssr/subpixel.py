@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import torch
 
 from cryozssr.errors import OptionError
+from cryozssr.motion.averages import reference_aligned_averages
 from cryozssr.motion.field import MotionField
+from cryozssr.ops import box_sum, fourier_shift
 
 
 def _kd_groups(residuals: torch.Tensor, members: list[int], n_groups: int, axis: int) -> list:
@@ -67,3 +69,29 @@ def fraction_grouped_averages(
         averages[k] /= len(members)
         positions[k] = centre + residuals[members].mean(0)
     return averages, positions
+
+
+def grouped_training_pair(
+    frames: torch.Tensor, motion: MotionField, *, regime: str, n_groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training pair of ``regime`` with grouped inputs: ``(inputs (K, h, w), targets (n, 2h, 2w))``.
+
+    Groups are made with whole *even* pixels (``pixel=2``) so that they stay coherent after the 2x
+    box downsampling that makes the inputs. ``journal``: inputs from the late half; target = the
+    early-half average (Fourier-aligned) at the inputs' mean position. ``workshop``: the ``K`` group
+    averages of all frames are the targets, their downsampled versions the inputs.
+    """
+    t = frames.shape[0]
+    if regime == "workshop":
+        averages, _ = fraction_grouped_averages(frames, motion, n_groups=n_groups, pixel=2)
+        inputs, targets = box_sum(averages) / 4, averages
+    else:
+        late, early = list(range(t // 2, t)), list(range(t // 2))
+        averages, positions = fraction_grouped_averages(
+            frames, motion, n_groups=n_groups, pixel=2, frame_indices=late
+        )
+        inputs = box_sum(averages) / 4
+        early_avg = reference_aligned_averages(frames, motion, [0], frame_indices=early)
+        targets = fourier_shift(early_avg, positions.mean(0).to(frames.device, torch.float32))
+    h, w = inputs.shape[-2:]
+    return inputs, targets[..., : 2 * h, : 2 * w]
