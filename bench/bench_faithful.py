@@ -148,6 +148,18 @@ def inference_inputs(frames, motion, *, inputs: str, references):
     )
 
 
+def input_information(x: torch.Tensor, positions: torch.Tensor, movie: dict) -> dict:
+    """``misr`` on the network's K inference inputs: what they carry past the Nyquist, for any estimator.
+
+    Each input is scaled to the counts of ``t / K`` frames (misr's noise model is Poisson counts:
+    an average of n frames has 1/n of their variance); exact for grouped averages (disjoint
+    frames), generous for Fourier-shifted ones (whose K copies share one noise).
+    """
+    n = movie["frames"].shape[0] / x.shape[0]
+    motion = MotionField(positions - positions[0], tuple(x.shape[-2:]))
+    return bands(misr(x * n, motion) / n, movie["truth"])
+
+
 def run_row(name, spec, movie, *, seed, paper_iterations):
     movie_key, inputs, target, preset, overrides = spec
     overrides = dict(overrides)
@@ -273,6 +285,26 @@ def dataset_level(args, seeds: list[int]) -> dict:
     return record
 
 
+def table(out: dict) -> str:
+    """The README's markdown table of the rows in ``out`` (FRC past the Nyquist, both bands)."""
+    past = ("nyquist_1.33x", "1.33x_1.67x")
+    lines = [
+        "| row (one factor vs base) | movie | FRC Nyq-1.33x / 1.33x-1.67x | bilinear, same movie |"
+        " misr on the K inputs | target FRC, taught band | iterations | s train + infer |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in out["rows"].items():
+        f, b, m = r["frc"], r["bilinear_same_movie"], r["misr_on_network_inputs"]
+        teach = r.get("target_frc_vs_truth_lr", {}).get("teaching_band")
+        lines.append(
+            f"| {name} | {r['movie']} | {f[past[0]]:.3f} / {f[past[1]]:.3f} |"
+            f" {b[past[0]]:.3f} / {b[past[1]]:.3f} | {m[past[0]]:.3f} / {m[past[1]]:.3f} |"
+            f" {'-' if teach is None else f'{teach:.2f}'} | {r['iterations']} ({r['stopped_by']}) |"
+            f" {r['seconds_training']:.0f} + {r['seconds_inference']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="all", help="comma-separated row names, or 'all'")
@@ -288,9 +320,16 @@ def main() -> None:
         help="run only the dataset-level network experiment (pretrain + fine-tune) on --seeds",
     )
     ap.add_argument("--pretrain-seed", type=int, default=1)
+    ap.add_argument(
+        "--reinfo", action="store_true", help="recompute misr-on-inputs for the stored rows"
+    )
     ap.add_argument("--fine-tune-iterations", type=int, nargs="+", default=[30])
     ap.add_argument("--out", type=Path, default=Path("bench/results/faithful.json"))
+    ap.add_argument("--table", action="store_true", help="print the README table of --out; exit")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return
     torch.set_num_threads(args.threads)
     names = list(ROWS) if args.rows == "all" else [r for r in args.rows.split(",") if r]
     load_start = os.getloadavg()
@@ -306,6 +345,28 @@ def main() -> None:
         "rows": previous.get("rows", {}),
     }
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.reinfo:  # recompute the misr-on-inputs diagnostic of the stored rows
+        movies: dict[tuple, dict] = {}
+        for key, row in out["rows"].items():
+            seed = int(key.rsplit("/seed", 1)[1])
+            if (row["movie"], seed) not in movies:
+                sim = simulation(args.size_hr, args.frames, args.particles, row["movie"])
+                m = simulate_movie(sim, seed=seed)
+                movies[(row["movie"], seed)] = {
+                    "frames": m.lr_counts.float(),
+                    "motion": global_motion(m.motion.scaled(0.5)),
+                    "truth": m.truth_ctf.float(),
+                }
+            movie = movies[(row["movie"], seed)]
+            k = config_from_preset(row["preset"]).n_inputs
+            refs = choose_references(movie["frames"].shape[0], k, mode="spread")
+            x, pos = inference_inputs(
+                movie["frames"], movie["motion"], inputs=row["inputs"], references=refs
+            )
+            row["misr_on_network_inputs"] = input_information(x, pos, movie)
+            print(key, row["misr_on_network_inputs"], flush=True)
+        args.out.write_text(json.dumps(out, indent=1))
+        return
     if args.dataset_level:
         out["dataset_level"] = dataset_level(args, seeds)
         out["dataset_level"]["machine"] = machine(load_start)
@@ -356,9 +417,7 @@ def main() -> None:
             row, x, positions = run_row(
                 name, spec, movie, seed=seed, paper_iterations=args.paper_iterations
             )
-            # what these K inputs carry past the Nyquist, for any estimator
-            info = misr(x, MotionField(positions - positions[0], tuple(x.shape[-2:])))
-            row["misr_on_network_inputs"] = bands(info, movie["truth"])
+            row["misr_on_network_inputs"] = input_information(x, positions, movie)
             top = movie["refs"]["hr_average_ceiling"]
             row["ratio_to_ceiling"] = {b: round(row["frc"][b] / top[b], 3) for b in top}
             row["bilinear_same_movie"] = movie["refs"]["bilinear"]
