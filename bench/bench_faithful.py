@@ -338,8 +338,11 @@ def main() -> None:
         **previous,
         "bench": "faithful",
         "cryozssr_version": cryozssr.__version__,
-        "command": "python bench/bench_faithful.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "commands": [
+            *previous.get("commands", [previous["command"]] if "command" in previous else []),
+            "python bench/bench_faithful.py "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        ],
         "bands_cycles_per_hr_px": FRC_BANDS,
         "movies": previous.get("movies", {}),
         "rows": previous.get("rows", {}),
