@@ -121,53 +121,41 @@ def test_run_trains_saves_then_fine_tunes_a_dataset_level_network(tmp_path, monk
                 )
             )
         )
-    ck = tmp_path / "out" / "zssr.pt"
-    args = ["--method", "zssr", "--regime", "journal", "--max-iterations", "3", "--device", "cpu"]
-    out = tmp_path / "out"
-    status, _, err = run_cli(
-        monkeypatch, capsys, "run", *paths, "--out", str(out), *args, "--zssr-checkpoint", str(ck)
-    )
-    assert status == 0, err
+    out, ck = tmp_path / "out", tmp_path / "out" / "zssr.pt"
+    network = [
+        "--method",
+        "zssr",
+        "--regime",
+        "journal",
+        "--max-iterations",
+        "3",
+        "--device",
+        "cpu",
+    ]
+
+    def run(movies: list[str], folder, *options: str) -> tuple[int, str]:
+        status, _, err = run_cli(
+            monkeypatch, capsys, "run", *movies, "--out", str(folder), *options,
+            "--zssr-checkpoint", str(ck),
+        )  # fmt: skip
+        return status, err
 
     def record(stem: str) -> dict:
         return json.loads((out / f"{stem}.json").read_text())["method_info"]
 
+    status, err = run(paths, out, *network)
+    assert status == 0, err
     first, second = record("a"), record("b")
     assert first["checkpoint"]["fine_tuned"] is False and first["history"]["iterations"] == 3
     assert second["checkpoint"]["fine_tuned"] is True
     assert second["history"]["iterations"] == config_from_preset("fast").fine_tune_iterations
     saved = ck.stat().st_mtime_ns
     # a resumed batch reuses the checkpoint (fine-tunes, never overwrites it)
-    status, _, err = run_cli(
-        monkeypatch, capsys, "run", paths[0], "--out", str(out), *args, "--zssr-checkpoint", str(ck)
-    )
+    status, err = run(paths[:1], out, *network)
     assert status == 0, err
     assert record("a")["checkpoint"]["fine_tuned"] is True and ck.stat().st_mtime_ns == saved
     # another architecture, or a method without a network: one clean error line
-    status, _, err = run_cli(
-        monkeypatch,
-        capsys,
-        "run",
-        paths[0],
-        "--out",
-        str(tmp_path / "o2"),
-        *args,
-        "--preset",
-        "paper",
-        "--zssr-checkpoint",
-        str(ck),
-    )
+    status, err = run(paths[:1], tmp_path / "o2", *network, "--preset", "paper")
     assert_one_clean_error(status, err, "another network")
-    status, _, err = run_cli(
-        monkeypatch,
-        capsys,
-        "run",
-        paths[0],
-        "--out",
-        str(tmp_path / "o3"),
-        "--method",
-        "misr",
-        "--zssr-checkpoint",
-        str(ck),
-    )
+    status, err = run(paths[:1], tmp_path / "o3", "--method", "misr")
     assert_one_clean_error(status, err, "--zssr-checkpoint")
