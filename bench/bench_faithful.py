@@ -263,9 +263,7 @@ def dataset_level(args, seeds: list[int]) -> dict:
         state = load_checkpoint(path, config=config)
     for seed in seeds:
         frames, motion, truth = movie(seed)
-        rows = {
-            "per_movie": entry(super_resolve(frames, motion, exposure=exp_lr, config=config), truth)
-        }
+        rows = {"per_movie": entry(timed(frames, motion, exposure=exp_lr, config=config), truth)}
         for n in args.fine_tune_iterations:
             cfg = replace(config, fine_tune_iterations=n)
             run = timed(frames, motion, exposure=exp_lr, config=cfg, initial_state=state)
@@ -297,7 +295,7 @@ def table(out: dict) -> str:
         f, b, m = r["frc"], r["bilinear_same_movie"], r["misr_on_network_inputs"]
         teach = r.get("target_frc_vs_truth_lr", {}).get("teaching_band")
         lines.append(
-            f"| {name} | {r['movie']} | {f[past[0]]:.3f} / {f[past[1]]:.3f} |"
+            f"| {name.rsplit('/seed', 1)[0]} | {r['movie']} | {f[past[0]]:.3f} / {f[past[1]]:.3f} |"
             f" {b[past[0]]:.3f} / {b[past[1]]:.3f} | {m[past[0]]:.3f} / {m[past[1]]:.3f} |"
             f" {'-' if teach is None else f'{teach:.2f}'} | {r['iterations']} ({r['stopped_by']}) |"
             f" {r['seconds_training']:.0f} + {r['seconds_inference']:.0f} |"
