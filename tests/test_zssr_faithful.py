@@ -112,7 +112,7 @@ def test_run_trains_saves_then_fine_tunes_a_dataset_level_network(tmp_path, monk
     from cryozssr.io import write_mrc
 
     paths = []
-    for seed, name in ((0, "a"), (1, "b")):
+    for seed, name in ((0, "a"), (1, "b"), (2, "c")):
         lr, _, _ = synthetic_movie(size_hr=64, n_frames=8, seed=seed)
         paths.append(
             str(
@@ -143,17 +143,19 @@ def test_run_trains_saves_then_fine_tunes_a_dataset_level_network(tmp_path, monk
     def record(stem: str) -> dict:
         return json.loads((out / f"{stem}.json").read_text())["method_info"]
 
-    status, err = run(paths, out, *network)
+    status, err = run(paths[:2], out, *network)
     assert status == 0, err
     first, second = record("a"), record("b")
     assert first["checkpoint"]["fine_tuned"] is False and first["history"]["iterations"] == 3
     assert second["checkpoint"]["fine_tuned"] is True
     assert second["history"]["iterations"] == config_from_preset("fast").fine_tune_iterations
     saved = ck.stat().st_mtime_ns
-    # a resumed batch reuses the checkpoint (fine-tunes, never overwrites it)
-    status, err = run(paths[:1], out, *network)
+    # a resumed batch with a new movie: done movies are skipped, the new one fine-tunes the
+    # checkpoint, which is never overwritten
+    status, err = run(paths, out, *network)
     assert status == 0, err
-    assert record("a")["checkpoint"]["fine_tuned"] is True and ck.stat().st_mtime_ns == saved
+    assert record("c")["checkpoint"]["fine_tuned"] is True and ck.stat().st_mtime_ns == saved
+    assert record("a")["checkpoint"]["fine_tuned"] is False
     # another architecture, or a method without a network: one clean error line
     status, err = run(paths[:1], tmp_path / "o2", *network, "--preset", "paper")
     assert_one_clean_error(status, err, "another network")
