@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cryozssr.cli._common import err_console
@@ -33,6 +35,15 @@ def watch_session(inputs, cfg, out, watch_cfg, options, cmd) -> None:
             on_progress=bar.stage,
         )
         finish(summary)
+
+
+def check_zssr_checkpoint(cfg) -> None:
+    """Refuse an incompatible ``--zssr-checkpoint`` before any movie is read."""
+    checkpoint = cfg.zssr_checkpoint
+    if checkpoint is not None and Path(checkpoint).exists():
+        from cryozssr.io.checkpoint import load_checkpoint
+
+        load_checkpoint(checkpoint, config=cfg.method_config)
 
 
 def stderr_line(text: str) -> None:

@@ -101,4 +101,5 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         eer_fractions=p["eer_fractions"],
         motion_patches=(p["patches"], p["patches"]) if p["patches"] is not None else None,
         half_sets=p["half_sets"],
+        zssr_checkpoint=str(p["zssr_checkpoint"]) if p.get("zssr_checkpoint") else None,
     )

@@ -28,6 +28,11 @@ def demo(
         None, "--max-iterations", help="Cap zssr training iterations."
     ),
     no_3d: bool = typer.Option(False, "--no-3d", help="Skip the oracle-pose 3D reconstructions."),
+    no_score: bool = typer.Option(
+        False,
+        "--no-score",
+        help="Skip the half-set runs behind the no-truth alias score (they about double the time).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
@@ -48,6 +53,7 @@ def demo(
         zssr_preset=preset,
         zssr_max_iterations=max_iterations,
         reconstruct_3d=not no_3d,
+        score=not no_score,
         device=device,
         seed=seed,
     )

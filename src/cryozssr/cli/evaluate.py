@@ -74,16 +74,20 @@ def evaluate(
 
 
 def render_table(rows, *, title: str):
-    """A rich table of the evaluation rows: one row per method, one column per figure."""
+    """The 80-column summary: verdict past the Nyquist, alias score, truth, CTF fit, time."""
     from rich.table import Table
 
-    from cryozssr.evaluate.report import table_rows
+    from cryozssr.evaluate.summary import terminal_rows
 
-    head, cells = table_rows(rows)
-    table = Table(title=title)
-    table.add_column(head[0] or "method", no_wrap=True, min_width=max(len(r[0]) for r in cells))
-    for name in head[1:]:
-        table.add_column(name, justify="right")
+    head, cells = terminal_rows(rows)
+    table = Table(
+        title=title,
+        caption="past Nyquist: recovered detail, % of what the frames allow (no truth);"
+        " ρ: alias score; truth: FRC past the Nyquist; full table in the report",
+        caption_justify="left",
+    )
+    for i, name in enumerate(head):
+        table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i == 0)
     for row in cells:
         table.add_row(*row)
     return table

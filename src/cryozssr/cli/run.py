@@ -108,6 +108,13 @@ def run(
         " given with it.",
         rich_help_panel=_METHOD,
     ),
+    zssr_checkpoint: Path | None = typer.Option(
+        None,
+        "--zssr-checkpoint",
+        help="Dataset-level zssr network (journal/workshop): if PATH exists, fine-tune it briefly"
+        " on each movie; else train on the first movie and save it to PATH.",
+        rich_help_panel=_METHOD,
+    ),
     patches: int | None = typer.Option(
         None,
         "--patches",
@@ -117,7 +124,8 @@ def run(
     half_sets: bool = typer.Option(
         False,
         "--half-sets",
-        help="Also super-resolve even and odd frames apart (for half-set FRC).",
+        help="Also super-resolve even and odd frames apart: half-set FRC and the no-truth alias score"
+        " (recorded in each JSON; costs about twice the method's time).",
         rich_help_panel=_METHOD,
     ),
     device: str = typer.Option(
@@ -225,7 +233,7 @@ def run(
     Rerun a recorded run: cryozssr run movies/a.tif --out again/ --config sr/a.json
     """
     params = {k: v for k, v in locals().items() if k != "ctx"}
-    from cryozssr.cli._batch import finish, stderr_line, watch_session
+    from cryozssr.cli._batch import check_zssr_checkpoint, finish, stderr_line, watch_session
     from cryozssr.cli._batch_progress import BatchProgress, log_file
     from cryozssr.cli._run_config import build_run_config
     from cryozssr.io import expand_movie_inputs
@@ -235,6 +243,7 @@ def run(
 
     del skip_existing, keep_going  # resuming and going on are what a batch does now
     cfg = build_run_config(ctx, **params)
+    check_zssr_checkpoint(cfg)
     options = BatchOptions(
         redo=redo,
         verify=verify,

@@ -9,6 +9,7 @@ read through :mod:`.collect`; nothing here writes files.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +22,7 @@ from cryozssr.evaluate.ctf_fit import CtfFit, CtfFitConfig, Microscope, fit_ctf
 from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.particles import ParticleSet, evaluate_3d
 from cryozssr.evaluate.reconstruct import symmetry_matrices
+from cryozssr.evaluate.score import is_recovered
 from cryozssr.ops import box_sum
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class Row:
     ctf_fits: dict[str, CtfFit] = field(default_factory=dict)
     crop: torch.Tensor | None = None
     particles: ParticleSet | None = None
+    truth_crop: torch.Tensor | None = None
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -70,6 +75,8 @@ def _accumulate(row: Row, prefix: str, res) -> None:
     """Add one micrograph's FRC bands (averaged later) and curve (summed, divided later)."""
     for name, v in res.bands.items():
         row.figures.setdefault(f"{prefix}_{name}", []).append(v)
+    if res.past_nyquist is not None:
+        row.figures.setdefault(f"{prefix}_past_nyquist", []).append(res.past_nyquist)
     k_a = (res.k / row.pixel_size_angstrom).tolist()
     entry = row.curves.setdefault(prefix, {"k_per_angstrom": k_a, "frc": [0.0] * len(k_a), "n": 0})
     entry["frc"] = [a + float(v) for a, v in zip(entry["frc"], res.frc, strict=True)]
@@ -78,7 +85,7 @@ def _accumulate(row: Row, prefix: str, res) -> None:
 
 def _frc_entry(row: Row, image, truth, *, lr: bool) -> tuple[float, float]:
     bands = {k: (2 * lo, 2 * hi) for k, (lo, hi) in FRC_BANDS.items()} if lr else FRC_BANDS
-    res = register_and_frc(image, box_sum(truth) if lr else truth, bands=bands)
+    res = register_and_frc(image, box_sum(truth) if lr else truth, bands=bands, hr_grid=not lr)
     _accumulate(row, "frc", res)
     return res.shift_px
 
@@ -148,6 +155,11 @@ def evaluate_runs(
             else:
                 run = runs[names.index(row.name) - 1]
                 image = load_image(run.file(stem, "sr"))[0]
+                record = run.records[stem]
+                if isinstance(record.get("alias_score"), dict):
+                    row.scores[stem] = record["alias_score"]
+                timings = record.get("timings_seconds") or {}
+                row.seconds[stem] = float(sum(timings.values()))
                 even, odd = run.file(stem, "sr_even"), run.file(stem, "sr_odd")
                 if even is not None and odd is not None:
                     res = register_and_frc(load_image(even)[0], load_image(odd)[0])
@@ -168,6 +180,8 @@ def evaluate_runs(
             if row.crop is None:
                 c = min(256 if row.name == "LR" else 512, image.shape[-1], image.shape[-2])
                 row.crop = image[:c, :c].clone()
+                if truth is not None and row.name != "LR":
+                    row.truth_crop = truth[:c, :c].clone()
             if do_3d and row.particles is not None:
                 assert sim is not None
                 row.particles.add_micrograph(
@@ -234,14 +248,41 @@ def _check_shapes(runs: list[RunDir], sim: SimDir | None, stems: list[str]) -> N
                 raise InputError(f"{mp}: frames {image_shape(mp)} px, expected {hr}")
 
 
+def _summarise_scores(row: Row) -> None:
+    """Per-dataset summary of the runs' alias scores (mean, spread, counts) and timing."""
+    if row.seconds:
+        row.figures["seconds_per_movie"] = _mean(list(row.seconds.values()))
+    scored = [s for s in row.scores.values() if s.get("z") is not None]
+    if not row.scores:
+        return
+    row.figures["score_movies"] = len(row.scores)
+    row.figures["score_scored"] = len(scored)
+    row.figures["score_recovered"] = sum(  # the current rule, also on records of older versions
+        is_recovered(s["z"], s.get("fraction_allowed"), measurable=s.get("rho") is not None)
+        for s in scored
+    )
+    rhos = [s["rho"] for s in scored if s.get("rho") is not None]
+    fracs = [s["fraction_allowed"] for s in scored if s.get("fraction_allowed") is not None]
+    row.figures["score_rho"] = _mean(rhos)
+    if len(rhos) > 1:
+        row.figures["score_rho_sd"] = statistics.stdev(rhos)
+    row.figures["score_z"] = _mean([s["z"] for s in scored])
+    row.figures["score_percent_allowed"] = 100 * max(_mean(fracs) or 0.0, 0.0) if fracs else None
+
+
 def _summarise(row: Row, sim: SimDir | None, stems: list[str]) -> None:
+    _summarise_scores(row)
     for curve in row.curves.values():
         n = curve.pop("n", 0)
         if n:
             curve["frc"] = [v / n for v in curve["frc"]]
+    row.figures["n_micrographs"] = len(stems)
     for key in list(row.figures):
-        if isinstance(row.figures[key], list):
-            row.figures[key] = _mean(row.figures[key])
+        values = row.figures[key]
+        if isinstance(values, list):
+            row.figures[key] = _mean(values)
+            if len(values) > 1:
+                row.figures[f"{key}_sd"] = statistics.stdev(values)
     fits = [row.ctf_fits[s] for s in stems if s in row.ctf_fits]
     row.figures["ctf_fit_resolution_angstrom"] = _mean([f.fit_resolution_angstrom for f in fits])
     row.figures["ctf_score"] = _mean([f.score for f in fits])

@@ -22,14 +22,24 @@ FRC_BANDS: dict[str, tuple[float, float]] = {
 }
 
 
+#: Outer radius (cycles/HR px) of the region past the LR Nyquist that ``past_nyquist`` covers.
+PAST_NYQUIST_LIMIT = 5.0 / 12.0
+
+
 @dataclass(frozen=True)
 class FrcResult:
-    """``frc`` per shell at ``k`` (cycles/px of the image grid), the shift applied and band means."""
+    """``frc`` per shell at ``k`` (cycles/px of the image grid), the shift applied and band means.
+
+    ``past_nyquist``: the correlation over frequencies outside the LR square (``max(|ky|, |kx|)``
+    above 0.25 cycles/px) up to :data:`PAST_NYQUIST_LIMIT`, i.e. only what no LR pixel could
+    record; the radial bands also hold the square's in-band corners. ``None`` on an LR grid.
+    """
 
     k: torch.Tensor
     frc: torch.Tensor
     shift_px: tuple[float, float]
     bands: dict[str, float]
+    past_nyquist: float | None = None
 
 
 def edge_taper(shape: tuple[int, int], *, width_px: int, device=None) -> torch.Tensor:
@@ -57,12 +67,14 @@ def register_and_frc(
     taper_px: int = 32,
     max_shift_px: float = 16.0,
     bands: dict[str, tuple[float, float]] | None = None,
+    hr_grid: bool = True,
 ) -> FrcResult:
     """FRC of ``image`` (h, w) against ``reference`` (h, w) after sub-pixel registration.
 
     ``image`` is moved onto ``reference`` with :func:`~cryozssr.register.estimate_shift` and a Fourier
     shift, then both get the same soft edge taper (``taper_px``), so the periodic wrap of the
-    shift and the image edges add no spurious correlation. ``bands`` (default :data:`FRC_BANDS`,
+    shift and the image edges add no spurious correlation. ``hr_grid``: the images are on the 2x
+    grid, so :attr:`FrcResult.past_nyquist` is measured. ``bands`` (default :data:`FRC_BANDS`,
     in cycles/px of this grid) that reach beyond 0.5 are skipped.
     """
     if image.shape != reference.shape or image.ndim != 2:
@@ -74,9 +86,28 @@ def register_and_frc(
     shift = estimate_shift(image, reference, max_shift_px=max_shift_px)
     moved = fourier_shift(image, shift)
     window = edge_taper(tuple(image.shape), width_px=taper_px, device=image.device).double()
-    k, frc = frc_curve(tapered(moved, window), tapered(reference, window))
+    a, b = tapered(moved, window), tapered(reference, window)
+    k, frc = frc_curve(a, b)
+    past = past_nyquist_correlation(a, b) if hr_grid else None
     out = {}
     for name, (lo, hi) in (FRC_BANDS if bands is None else bands).items():
         if hi <= 0.5 + 1e-9:
             out[name] = band_mean(k, frc, lo, hi)
-    return FrcResult(k=k, frc=frc, shift_px=(float(shift[0]), float(shift[1])), bands=out)
+    return FrcResult(
+        k=k, frc=frc, shift_px=(float(shift[0]), float(shift[1])), bands=out, past_nyquist=past
+    )
+
+
+def past_nyquist_correlation(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """Correlation of two ``(h, w)`` 2x-grid images over frequencies past the LR Nyquist only.
+
+    The region is outside the LR square (``max(|ky|, |kx|) > 0.25`` cycles/px) and inside the
+    radius :data:`PAST_NYQUIST_LIMIT` (1.67x the LR Nyquist): the content no LR pixel records.
+    """
+    a, b = torch.fft.fft2(image.double()), torch.fft.fft2(reference.double())
+    ky = torch.fft.fftfreq(image.shape[-2], dtype=torch.float64, device=image.device)[:, None]
+    kx = torch.fft.fftfreq(image.shape[-1], dtype=torch.float64, device=image.device)[None, :]
+    sel = (torch.maximum(ky.abs(), kx.abs()) > 0.25) & (ky**2 + kx**2 < PAST_NYQUIST_LIMIT**2)
+    num = (a[sel] * b[sel].conj()).real.sum()
+    den = (a[sel].abs().pow(2).sum() * b[sel].abs().pow(2).sum()).sqrt()
+    return float(num / den) if float(den) > 0 else 0.0

@@ -17,47 +17,15 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from cryozssr.evaluate import summary
 from cryozssr.evaluate.compare import Row
 from cryozssr.io import atomic_path
 
-#: (JSON key, column title, format) of the summary table.
-COLUMNS: list[tuple[str, str, str]] = [
-    ("pixel_size_angstrom", "pixel (Å)", "{:.3f}"),
-    ("frc_below_nyquist", "FRC < LR Nyq", "{:.3f}"),
-    ("frc_nyquist_1.33x", "FRC Nyq–1.33×", "{:.3f}"),
-    ("frc_nyquist_1.33x_vs_hr", "÷ HR", "{:.2f}"),
-    ("frc_1.33x_1.67x", "FRC 1.33–1.67×", "{:.3f}"),
-    ("frc_1.33x_1.67x_vs_hr", "÷ HR", "{:.2f}"),
-    ("half_frc_below_nyquist", "half-set FRC < LR Nyq", "{:.3f}"),
-    ("half_frc_nyquist_1.33x", "half-set FRC Nyq–1.33×", "{:.3f}"),
-    ("half_frc_1.33x_1.67x", "half-set FRC 1.33–1.67×", "{:.3f}"),
-    ("ctf_fit_resolution_angstrom", "CTF fit res (Å)", "{:.2f}"),
-    ("ctf_score", "CTF score", "{:.3f}"),
-    ("ctf_defocus_error_percent", "defocus err (%)", "{:.2f}"),
-    ("fsc_half_0.143_angstrom", "FSC half 0.143 (Å)", "{:.2f}"),
-    ("fsc_truth_0.5_angstrom", "FSC truth 0.5 (Å)", "{:.2f}"),
-]
-
 
 def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
-    """Column titles and formatted cells, leaving out columns no row has."""
-    keep = [
-        c for c in COLUMNS
-        if c[0] == "pixel_size_angstrom" or any(r.figures.get(c[0]) is not None for r in rows)
-    ]  # fmt: skip
-    cells = []
-    for r in rows:
-        vals = {"pixel_size_angstrom": r.pixel_size_angstrom, **r.figures}
-        row = [r.name]
-        for k, _, fmt in keep:
-            v = vals.get(k)
-            text = "–" if v is None else fmt.format(v)
-            flag = k.removesuffix("_angstrom") + "_beyond_last_shell"
-            if k.endswith("_angstrom") and vals.get(flag):
-                text = "<" + text  # FSC never fell below its threshold: finer than the last shell
-            row.append(text)
-        cells.append(row)
-    return ["method"] + [t for _, t, _ in keep], cells
+    """Column titles and formatted cells of the full table (see :mod:`.summary`)."""
+    cols, cells = summary.table(rows)
+    return ["method"] + [c.title for c in cols], cells
 
 
 def to_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +59,21 @@ def _display(img: torch.Tensor) -> torch.Tensor:
     return img.double().clamp(float(lo), float(hi))
 
 
+def _angstrom_axis(ax) -> None:
+    """Label a spatial-frequency axis (1/A) with resolutions in A."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda k, _: f"{1 / k:.1f}" if k > 0 else "∞"))
+    ax.set_xlabel("resolution (Å)")
+
+
+def _zoom(img: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` square of ``img`` (the same area on every 2x image)."""
+    h, w = img.shape[-2:]
+    y0, x0 = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return img[y0 : y0 + size, x0 : x0 + size]
+
+
 def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) -> list[Path]:
     """Write the PNG plots into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +89,11 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
                 f"{r.name}\n{r.ctf_fits[stem].fit_resolution_angstrom:.2f} Å fit", fontsize=9
             )
             ax.axis("off")
-        fig.suptitle(f"background-subtracted power spectra ({stem})", fontsize=10)
+        fig.suptitle(
+            f"power spectra of micrograph {stem} (the table's CTF column is the mean over "
+            "all micrographs)",
+            fontsize=10,
+        )
         paths.append(_save(fig, out_dir / "spectra.png"))
 
         fig, axes = _subplots(n, 1, figsize=(8, 1.8 * n), squeeze=False, sharex=True)
@@ -123,7 +110,7 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
             ax.set_ylim(-3, 3)
             ax.set_ylabel(r.name, fontsize=9)
         axes[0, 0].legend(fontsize=7, loc="upper right")
-        axes[-1, 0].set_xlabel("spatial frequency (1/Å)")
+        _angstrom_axis(axes[-1, 0])
         paths.append(_save(fig, out_dir / "ctf_profiles.png"))
 
     nyq = 0.5 / lr_pixel_angstrom
@@ -142,8 +129,9 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
                         label=f"{r.name} even vs odd")  # fmt: skip
         for f in (1.0, 4 / 3, 5 / 3):
             ax.axvline(nyq * f, color="gray", ls=":", lw=0.8)
-        ax.set(xlabel="spatial frequency (1/Å)", ylabel="FRC", ylim=(-0.1, 1.02),
-               title="FRC (dotted: LR Nyquist, 1.33×, 1.67×)")  # fmt: skip
+        ax.set(ylabel="FRC", ylim=(-0.1, 1.02),
+               title=f"FRC (dotted: LR Nyquist {1 / nyq:.1f} Å, then 1.33×, 1.67×)")  # fmt: skip
+        _angstrom_axis(ax)
         ax.legend(fontsize=8)
         paths.append(_save(fig, out_dir / "frc.png"))
     if any("fsc_half" in r.curves for r in rows):
@@ -158,17 +146,26 @@ def make_plots(rows: Sequence[Row], out_dir: Path, *, lr_pixel_angstrom: float) 
                         r.curves[key]["k_per_angstrom"], r.curves[key]["fsc"], lw=1, label=r.name
                     )
             ax.axhline(thr, color="gray", ls=":", lw=0.8)
-            ax.set(xlabel="spatial frequency (1/Å)", ylabel="FSC", title=title, ylim=(-0.1, 1.02))
+            ax.set(ylabel="FSC", title=title, ylim=(-0.1, 1.02))
+            _angstrom_axis(ax)
             ax.legend(fontsize=8)
         paths.append(_save(fig, out_dir / "fsc.png"))
-    crops = [r for r in rows if r.crop is not None]
+    crops = [(r.name, r.crop, 2 if r.name == "LR" else 1) for r in rows if r.crop is not None]
+    truth = next((r.truth_crop for r in rows if r.truth_crop is not None), None)
+    if truth is not None:
+        crops.append(("truth (noiseless)", truth, 1))
     if crops:
-        fig, axes = _subplots(1, len(crops), figsize=(3 * len(crops), 3.2), squeeze=False)
-        for ax, r in zip(axes[0], crops, strict=True):
-            ax.imshow(_display(r.crop).numpy(), cmap="gray", interpolation="nearest")
-            ax.set_title(r.name, fontsize=9)
+        zoom = 128  # HR px: small enough to see single pixels, large enough for a particle
+        fig, axes = _subplots(1, len(crops), figsize=(2.6 * len(crops), 3.0), squeeze=False)
+        for ax, (name, img, up) in zip(axes[0], crops, strict=True):
+            part = _zoom(img, zoom // up)
+            ax.imshow(_display(part).numpy(), cmap="gray", interpolation="nearest")
+            ax.set_title(name, fontsize=9)
             ax.axis("off")
-        fig.suptitle("micrograph crops (same area)", fontsize=10)
+        fig.suptitle(
+            f"the same {zoom} × {zoom} HR-pixel area of the first micrograph, every method",
+            fontsize=10,
+        )
         paths.append(_save(fig, out_dir / "crops.png"))
     return paths
 
@@ -182,27 +179,76 @@ def write_report(
     with atomic_path(out_dir / "evaluation.json") as tmp:
         tmp.write_text(json.dumps(_finite(data), indent=1, default=_jsonable, allow_nan=False))
     plots = make_plots(rows, out_dir / "plots", lr_pixel_angstrom=lr_pixel_angstrom)
-    head, cells = table_rows(rows)
-    table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>\n"
-    table += "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells
-    )
-    imgs = "\n".join(
-        f'<h2>{html.escape(p.stem)}</h2><img alt="{p.stem}" '
-        f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        for p in plots
-    )
-    notes = "".join(
-        f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in meta.items()
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>cryozssr evaluation</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style>
-</head><body><h1>cryozssr evaluation</h1><ul>{notes}</ul><table>{table}</table>{imgs}
-</body></html>"""
+    page = _page(rows, plots, meta)
     with atomic_path(out_dir / "report.html") as tmp:
         tmp.write_text(page)
     return out_dir / "report.html"
+
+
+SECTION_TITLES = {
+    "crops": "Zoomed crops: does the detail look real?",
+    "frc": "Fourier ring correlation, per resolution",
+    "fsc": "3D reconstruction: Fourier shell correlation",
+    "spectra": "Power spectra and CTF fits (first micrograph)",
+    "ctf_profiles": "CTF fit profiles (first micrograph)",
+}
+_CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1250px;line-height:1.35}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:3px 7px}
+td{text-align:right}td:first-child,th{text-align:left}th{background:#eee;font-size:90%}
+.dir{font-weight:normal;color:#555}img{max-width:100%}.warn{background:#fff3cd;padding:.5em 1em}
+.verdict li{margin:.2em 0}dl.legend dt{font-weight:bold}dl.legend dd{margin:0 0 .4em 1.5em}"""
+
+
+def _page(rows: Sequence[Row], plots: Sequence[Path], meta: dict[str, Any]) -> str:
+    """The HTML report: verdicts, warnings, the table with its legend, plots, settings."""
+    esc = html.escape
+    cols, cells = summary.table(rows)
+    arrow = {"higher": "↑ higher is better", "lower": "↓ lower is better", "": ""}
+    head = "<tr><th>method</th>" + "".join(
+        f"<th>{esc(c.title)}<br><span class=dir>{arrow[c.better]}</span></th>" for c in cols
+    )
+    body = "\n".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in cells)
+    legend = "".join(
+        f"<dt>{esc(c.title)}</dt><dd>{esc(c.legend)} {esc(arrow[c.better])}</dd>" for c in cols
+    )
+    verdicts = "".join(f"<li>{esc(summary.verdict(r))}</li>" for r in rows)
+    warns = "".join(f"<p class=warn>{esc(w)}</p>" for w in summary.warnings(rows))
+    n_mic = max((r.figures.get("n_micrographs") or 0) for r in rows)
+    imgs = "\n".join(
+        f'<h2>{esc(SECTION_TITLES.get(p.stem, p.stem))}</h2><img alt="{esc(p.stem)}" '
+        f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        for p in plots
+    )
+    settings = "".join(
+        f"<tr><td>{esc(k)}</td><td style='text-align:left'>{esc(v)}</td></tr>"
+        for k, v in _flatten(meta)
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>cryozssr evaluation</title><style>{_CSS}</style></head><body>
+<h1>cryozssr evaluation</h1>
+<p>Does 2x super-resolution recover real detail past the camera's Nyquist limit, or only
+interpolate? The first list answers it per method; the table holds the evidence.</p>
+<h2>Verdict per method</h2><ul class=verdict>{verdicts}</ul>{warns}
+<h2>All figures</h2><p>Means over {n_mic} micrograph(s); "a ± b": b is the spread
+(standard deviation) between micrographs. LR is the camera's own image; HR (simulations) a camera
+with 2x smaller pixels.</p>
+<table>{head}</tr>{body}</table>
+<h3>What the columns mean</h3><dl class=legend>{legend}</dl>
+{imgs}
+<h2>Run settings</h2><table>{settings}</table>
+</body></html>"""
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``(dotted key, value)`` pairs of a nested settings dict, for a readable table."""
+    if isinstance(obj, dict):
+        out: list[tuple[str, str]] = []
+        for k, v in obj.items():
+            out += _flatten(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}")
+        return out
+    if isinstance(obj, list | tuple):
+        return [(prefix.rstrip("."), ", ".join(str(v) for v in obj))]
+    return [(prefix.rstrip("."), "–" if obj is None else str(obj))]
 
 
 def _finite(obj: Any) -> Any:

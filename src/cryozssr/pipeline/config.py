@@ -63,12 +63,17 @@ class RunConfig:
     eer_fractions: int = 40
     motion_patches: tuple[int, int] | None = None
     half_sets: bool = False
+    zssr_checkpoint: str | None = None
+    """Dataset-level zssr network: fine-tuned from this file if it exists, else trained on the
+    first movie and saved there (``--method zssr`` only)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise OptionError(f"--method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.method_config is None:
             object.__setattr__(self, "method_config", default_method_config(self.method))
+        if self.zssr_checkpoint is not None and self.method != "zssr":
+            raise OptionError("--zssr-checkpoint applies to --method zssr only")
         expected = METHOD_CONFIGS.get(self.method)
         if expected is None and self.method_config is not None:
             raise OptionError(f"method {self.method} takes no options")

@@ -36,6 +36,7 @@ class DemoConfig:
     zssr_preset: str = "fast"
     zssr_max_iterations: int | None = None
     reconstruct_3d: bool = True
+    score: bool = True  # half-set runs and the no-truth alias score (about doubles the run time)
     device: str = "auto"
     seed: int = 0
 
@@ -107,6 +108,7 @@ def run_demo(
             method_config=_zssr_config(config, regime) if method == "zssr" else None,
             device=config.device,
             seed=config.seed,
+            half_sets=config.score,
             dose_per_frame_e_per_a2=sim_config.dose_per_frame_e_per_a2,
             voltage_kv=sim_config.voltage_kv,
             spherical_aberration_mm=sim_config.spherical_aberration_mm,

@@ -59,18 +59,32 @@ def _mmse(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
 
 
 def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
+    from pathlib import Path
+
+    from cryozssr.io.checkpoint import load_checkpoint, save_checkpoint
     from cryozssr.zssr import super_resolve
 
+    config = cfg.method_config
+    checkpoint = cfg.zssr_checkpoint
+    # a dataset-level network: fine-tuned from the checkpoint if there is one, else trained here
+    # and saved for the next movies (and for a resumed batch)
+    reuse = checkpoint is not None and Path(checkpoint).exists()
     result = super_resolve(
         x.frames,
         x.motion,
         exposure=x.exposure,
-        config=cfg.method_config,
+        config=config,
         device=x.frames.device,
         seed=cfg.seed,
         on_progress=on_progress,
+        initial_state=load_checkpoint(checkpoint, config=config) if reuse else None,
     )
-    return result.image, {"history": result.history}
+    record: dict[str, Any] = {"history": result.history}
+    if checkpoint is not None:
+        record["checkpoint"] = {"path": str(checkpoint), "fine_tuned": reuse}
+        if not reuse and result.model_state is not None:
+            save_checkpoint(checkpoint, result.model_state, config=config)
+    return result.image, record
 
 
 METHOD_FUNCTIONS: dict[str, Callable[..., tuple[torch.Tensor, dict[str, Any]]]] = {

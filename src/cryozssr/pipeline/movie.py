@@ -174,6 +174,8 @@ def process_movie(
     t = lap("super_resolve", t)
 
     half_paths: dict[str, str] = {}
+    halves: list[torch.Tensor] = []
+    alias_score = None
     if cfg.half_sets:
         for offset, name in ((0, "even"), (1, "odd")):
             idx = list(range(offset, frames.shape[0], 2))
@@ -193,7 +195,14 @@ def process_movie(
                 half_path, half.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect
             )
             half_paths[name] = half_path.name
+            halves.append(half)
         t = lap("half_sets", t)
+        from cryozssr.evaluate.score import score_record
+
+        alias_score = score_record(
+            frames, motion.global_shifts_px, tuple(halves), exposure=exposure
+        )
+        t = lap("alias_score", t)
 
     write_mrc(sr_path, sr.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect)
     write_mrc(avg_path, average.cpu(), pixel_size_angstrom=pixel_size, overwrite_protect=protect)
@@ -234,6 +243,7 @@ def process_movie(
         "local_motion": motion.local_shifts_px is not None,
         "timings_seconds": timings,
         "method_info": _jsonable(method_info),
+        "alias_score": _jsonable(alias_score),
     }
     text = json.dumps(record, indent=1, allow_nan=False)
     with atomic_path(json_path, overwrite_protect=protect) as tmp:

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from cryozssr.zssr.config import ZssrConfig
 from cryozssr.zssr.inference import back_project, self_ensemble, tiled_predict
 from cryozssr.zssr.network import upsample2x
 from cryozssr.zssr.pairs import TrainingPair, training_pair
+from cryozssr.zssr.subpixel import fraction_grouped_averages, grouped_training_pair
 from cryozssr.zssr.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class ZssrResult:
     image: torch.Tensor
     history: ZssrHistory
     config: ZssrConfig
+    model_state: dict[str, torch.Tensor] | None = None
+    """The trained network's weights (CPU), for a dataset-level checkpoint; ``None``: no network."""
 
 
 def _check(frames: torch.Tensor, motion: MotionField, config: ZssrConfig) -> None:
@@ -88,6 +91,7 @@ def super_resolve(
     device: torch.device | str | None = None,
     seed: int = 0,
     on_progress: Callable[[str, int, int], None] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> ZssrResult:
     """Super-resolve ``frames`` ``(t, h, w)`` (LR counts) 2x with Cryo-ZSSR.
 
@@ -99,6 +103,7 @@ def super_resolve(
     for the interface: the papers' regimes do no dose weighting (the papers do none).
     ``on_progress(stage, done, total)`` with stages ``train`` and ``infer``. Runs on ``device``
     (default: the device of ``frames``); the same seed gives the same output on the CPU.
+    ``initial_state``: network weights to start from (see :func:`fit_and_predict`).
     """
     config = config or ZssrConfig()
     _check(frames, motion, config)
@@ -109,12 +114,66 @@ def super_resolve(
     t = frames.shape[0]
     references = choose_references(t, config.n_inputs, mode=config.references, seed=seed)
 
-    # per-movie normalisation from the inference inputs, applied to everything
-    lr_inputs, mean, std = normalise(reference_aligned_averages(frames, motion, references))
-    pair = training_pair(frames, motion, regime=config.regime, references=references)
-    pair = TrainingPair((pair.inputs - mean) / std, (pair.targets - mean) / std)
+    if config.inputs == "grouped":
+        global_only = MotionField(motion.global_shifts_px, tuple(motion.image_shape))
+        lr_inputs, _ = fraction_grouped_averages(frames, global_only, n_groups=config.n_inputs)
+        pair = TrainingPair(
+            *grouped_training_pair(
+                frames, global_only, regime=config.regime, n_groups=config.n_inputs
+            )
+        )
+    else:
+        lr_inputs = reference_aligned_averages(frames, motion, references)
+        pair = training_pair(frames, motion, regime=config.regime, references=references)
+    anchor = reference_aligned_averages(frames, motion, [0])[0]
+    result = fit_and_predict(
+        lr_inputs,
+        pair,
+        anchor,
+        config=config,
+        device=device,
+        seed=seed,
+        on_progress=on_progress,
+        initial_state=initial_state,
+    )
+    result.history.references = references
+    return result
 
-    trainer = Trainer(config, device=device, seed=seed)
+
+def fit_and_predict(
+    lr_inputs: torch.Tensor,
+    pair: TrainingPair,
+    anchor: torch.Tensor,
+    *,
+    config: ZssrConfig,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
+) -> ZssrResult:
+    """Train the network on ``pair`` and super-resolve ``lr_inputs`` ``(K, h, w)`` (LR counts).
+
+    The inference half of :func:`super_resolve`, for any inputs and training pair (counts, not
+    normalised): everything is normalised by the mean and std of ``lr_inputs``. The output is
+    registered onto ``anchor`` ``(h, w)`` (the average aligned to frame 0) upsampled, then
+    back-projected onto it. ``initial_state``: start from these network weights (a dataset-level
+    checkpoint, :mod:`cryozssr.io.checkpoint`) and train ``config.fine_tune_iterations`` instead
+    of ``max_iterations``; the trained weights come back in ``ZssrResult.model_state``.
+    """
+    device = torch.device(device) if device is not None else lr_inputs.device
+    lr_inputs, mean, std = normalise(lr_inputs.to(device=device, dtype=torch.float32))
+    anchor = anchor.to(device=device, dtype=torch.float32)
+    pair = TrainingPair(
+        (pair.inputs.to(device) - mean) / std, (pair.targets.to(device) - mean) / std
+    )
+
+    if initial_state is None:
+        trainer = Trainer(config, device=device, seed=seed)
+    else:  # fine-tune a dataset-level network briefly
+        trainer = Trainer(
+            replace(config, max_iterations=config.fine_tune_iterations), device=device, seed=seed
+        )
+        trainer.model.load_state_dict(initial_state)
     trained = trainer.fit(pair, on_progress=on_progress)
     model = trainer.model
 
@@ -142,20 +201,18 @@ def super_resolve(
         # put the specimen at its frame-0 position: the output sits where the training target did
         # (journal: the early half's centre frame; workshop: the references, or wherever ShiftNet's
         # registration left it)
-        average0 = reference_aligned_averages(frames, motion, [0])[0]
-        shift = estimate_shift(upsample2x(average0), hr, upsample=20, lowpass_cycles_per_px=0.15)
+        shift = estimate_shift(upsample2x(anchor), hr, upsample=20, lowpass_cycles_per_px=0.15)
         hr = fourier_shift(hr, -shift.to(hr.dtype))
         if config.backprojection_iterations:
-            hr = back_project(hr, average0, iterations=config.backprojection_iterations)
+            hr = back_project(hr, anchor, iterations=config.backprojection_iterations)
         else:  # conserve the counts at least (MAE regresses to a median, which is biased)
-            hr = hr - hr.mean() + average0.mean()
+            hr = hr - hr.mean() + anchor.mean()
     seconds_inference = time.perf_counter() - start
     history = ZssrHistory(
         losses=trained.losses,
         lr_steps=trained.lr_steps,
         iterations=trained.iterations,
         stopped_by=trained.stopped_by,
-        references=references,
         output_shift_hr_px=(float(shift[0]), float(shift[1])),
         seconds_training=trained.seconds,
         seconds_inference=seconds_inference,
@@ -168,4 +225,5 @@ def super_resolve(
         trained.seconds,
         seconds_inference,
     )
-    return ZssrResult(image=hr / 4, history=history, config=config)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return ZssrResult(image=hr / 4, history=history, config=config, model_state=state)

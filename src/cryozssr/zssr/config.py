@@ -30,6 +30,7 @@ from cryozssr.errors import OptionError
 Regime = Literal["journal", "workshop"]
 REGIMES: tuple[str, ...] = ("journal", "workshop")
 ReferenceMode = Literal["spread", "first", "random"]
+InputMode = Literal["fourier", "grouped"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class ZssrConfig:
     references: ReferenceMode = "spread"
     """``spread``: ``K`` reference frames evenly spaced over the movie; ``first``: frames 0..K-1;
     ``random``: ``K`` frames drawn with the run's seed (the workshop paper's choice)."""
+    inputs: InputMode = "fourier"
+    """``fourier``: the papers' ``K`` reference-aligned averages (Fourier shifts; with global motion
+    shifted copies of one average); ``grouped``: frames grouped by the fractional part of their
+    shift, aligned by whole pixels (:mod:`cryozssr.zssr.subpixel`), keeping sub-pixel diversity."""
     channels: int = 64
     res_blocks: int = 2
     hr_crop: int = 256
@@ -65,6 +70,8 @@ class ZssrConfig:
     lr_min_gap: int = 40
     lr_slope_ratio: float = 1.5
     max_iterations: int = 300
+    fine_tune_iterations: int = 30
+    """Iterations when training starts from a dataset-level checkpoint (instead of ``max_iterations``)."""
     ensemble: bool = True
     """8-fold geometric self-ensemble (median) at inference."""
     backprojection_iterations: int = 10
@@ -95,7 +102,16 @@ class ZssrConfig:
             raise OptionError(
                 f"references must be 'spread', 'first' or 'random', got {self.references!r}"
             )
-        positive = ("n_inputs", "channels", "batch_size", "lr_check_every", "max_iterations")
+        if self.inputs not in ("fourier", "grouped"):
+            raise OptionError(f"inputs must be 'fourier' or 'grouped', got {self.inputs!r}")
+        positive = (
+            "n_inputs",
+            "channels",
+            "batch_size",
+            "lr_check_every",
+            "max_iterations",
+            "fine_tune_iterations",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
