@@ -1,6 +1,6 @@
 r"""Frequency-domain multi-frame super-resolution (Tsai & Huang 1984), dose-weighted and regularised.
 
-Model (global shift per frame, ``factor`` f = 2 below; see :mod:`cryozssr.baselines._fourier`).
+Model (global shift per frame, ``factor`` f = 2 below; see :mod:`cryozssr.fourier`).
 ``x`` is the HR image (counts per HR pixel per frame) at the frame-0 position, *with the signal
 filter of a dose-weighted average* (``qbar(K) = sqrt(mean_t q_t(K)^2)``), so that its LR box sum
 is what the dose-weighted LR average estimates. Frame ``t`` (LR, counts) is the f x f box sum of

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 import torch
 
 from cryozssr.baselines._common import exposure_filters, rms_exposure_filter
-from cryozssr.baselines._fourier import alias_frequencies, box_response
 from cryozssr.dose import Exposure
 from cryozssr.evaluate.frc import edge_taper, tapered
+from cryozssr.fourier import alias_frequencies, box_response
 
 #: LR-radius bands (cycles/LR px) named after the HR bands their aliases fall in (on the axes).
 SCORE_BANDS: dict[str, tuple[float, float]] = {
