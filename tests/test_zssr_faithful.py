@@ -71,9 +71,14 @@ def test_network_with_sub_pixel_diverse_inputs_recovers_detail_past_the_nyquist(
         )
         image = super_resolve(frames, motion, exposure=exposure, config=config).image
         frc[inputs] = register_and_frc(image, truth).bands
-    for band in past:  # measured: grouped 0.69 / 0.15, fourier 0.52 / -0.02, bilinear 0.51 / 0.00
+    # measured with the journal paper's target (early half at its centre frame): grouped
+    # 0.69 / 0.15, fourier 0.54 / 0.05, bilinear 0.51 / 0.00 (with the references' mean as the
+    # target, fourier was 0.52 / -0.02): the Fourier-shifted inputs stay near bilinear, far below
+    # what sub-pixel diverse inputs give the same network
+    for band in past:
         assert frc["grouped"][band] > reference[band] + 0.1, (band, frc, reference)
-        assert frc["fourier"][band] < reference[band] + 0.05, (band, frc, reference)
+        assert frc["grouped"][band] > frc["fourier"][band] + 0.05, (band, frc, reference)
+        assert frc["fourier"][band] < reference[band] + 0.1, (band, frc, reference)
 
 
 def test_grouped_averages_reject_impossible_groupings():
