@@ -22,6 +22,7 @@ from cryozssr.simulate import (
     simulate_movie,
 )
 from cryozssr.simulate.atoms import apply_symmetry, read_atoms
+from cryozssr.simulate.counting import COUNTING
 from cryozssr.simulate.detector import detector_mtf_1d, read_mtf_table
 from cryozssr.simulate.orientation import random_rotations
 from cryozssr.simulate.potential import default_model_path, potential_from_atoms
@@ -40,11 +41,17 @@ def movie(potential):
     return simulate_movie(BASE, seed=7, potential=potential)
 
 
-def test_mean_counts_equal_dose_times_pixel_area(movie):
-    expected = BASE.dose_per_frame_e_per_a2 * PX**2
-    per_frame = movie.hr_counts.double().mean(dim=(-2, -1))
-    assert torch.allclose(per_frame, torch.full_like(per_frame, expected), rtol=0.02)
-    assert movie.truth_ctf.double().mean().item() == pytest.approx(expected, rel=1e-3)
+def test_mean_counts_equal_dose_times_pixel_area_times_counts_per_electron(potential, movie):
+    electrons = BASE.dose_per_frame_e_per_a2 * PX**2
+    ideal = simulate_movie(
+        dataclasses.replace(BASE, noise_model="poisson"), seed=7, potential=potential
+    )
+    per_electron = COUNTING[BASE.detector].recorded_fraction  # the default: the K3's statistics
+    assert per_electron < 0.95  # efficiency and coincidence loss are there to be seen
+    for sim, expected in ((ideal, electrons), (movie, electrons * per_electron)):
+        per_frame = sim.hr_counts.double().mean(dim=(-2, -1))
+        assert torch.allclose(per_frame, torch.full_like(per_frame, expected), rtol=0.02)
+        assert sim.truth_ctf.double().mean().item() == pytest.approx(expected, rel=1e-3)
 
 
 def test_lr_movie_is_the_exact_2x2_sum_of_hr_counts(movie):

@@ -42,7 +42,10 @@ def test_simulate_writes_the_documented_layout(tmp_path, monkeypatch, capsys):
         assert np.array_equal(lr, hr.reshape(3, 48, 2, 48, 2).sum(axis=(2, 4)))
         with mrcfile.open(out / "truth" / f"{stem}_ctf.mrc") as truth:
             assert truth.data.dtype == np.float32
-            assert truth.data.mean() == pytest.approx(1.5 * 16, rel=1e-3)  # counts/HR px/frame
+            # counts per HR px per frame: dose x area x the K3's mean counts per electron
+            counting = json.loads((out / "simulation.json").read_text())["detector_counting"]
+            per_electron = counting["counts_per_electron"]
+            assert truth.data.mean() == pytest.approx(1.5 * 16 * per_electron, rel=1e-3)
         assert (out / "truth" / f"{stem}_noctf.mrc").is_file()
         motion = read_motion(out / "truth" / f"{stem}_motion.json")
         assert motion.n_frames == 3 and motion.image_shape == (96, 96)

@@ -36,7 +36,21 @@ def simulate(
     ),
     particles: int = typer.Option(100, "--particles", help="Particles per movie."),
     detector: str = typer.Option(
-        "k3", "--detector", help="Detector MTF: k3, k2, falcon4ec, falcon3ec or ideal."
+        "k3",
+        "--detector",
+        help="Detector: k3, k2, falcon4ec, falcon3ec (measured MTF and counting statistics) or ideal.",
+    ),
+    noise_model: str = typer.Option(
+        "counting",
+        "--noise-model",
+        help="counting: the detector's efficiency, coincidence loss and pixel-correlated multiple "
+        "counting; poisson: an ideal counter (independent Poisson counts, white noise).",
+    ),
+    dose_rate: float | None = typer.Option(
+        None,
+        "--dose-rate",
+        help="Dose rate on the detector, e/px/s (sets the coincidence loss); default: the "
+        "detector's typical rate.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same files."),
     no_ice: bool = typer.Option(False, "--no-ice", help="No vitreous-ice background."),
@@ -45,9 +59,10 @@ def simulate(
 
     Every frame: a real atomic model's potential (default: human apoferritin, octahedral 24-mer)
     at random orientations and positions in vitreous ice, beam-induced motion, radiation damage,
-    CTF, detector MTF and Poisson counting at the set dose. Writes the LR and HR movies, noiseless
-    HR micrographs (with and without CTF), the motion, a RELION particles STAR file, the 3D map
-    and simulation.json (every parameter and the seed).
+    CTF, the detector's MTF and counting statistics (efficiency, coincidence loss, pixel-correlated
+    multiple counting; --noise-model poisson for an ideal counter) at the set dose. Writes the LR
+    and HR movies, noiseless HR micrographs (with and without CTF), the motion, a RELION particles
+    STAR file, the 3D map and simulation.json (every parameter and the seed).
 
     Example: cryozssr simulate --out sim --n-movies 4 --size-hr 1024 --seed 1
     """
@@ -67,6 +82,8 @@ def simulate(
         symmetry=symmetry,
         particles=particles,
         detector=detector.lower(),
+        noise_model=noise_model.lower(),
+        dose_rate_e_per_px_per_s=dose_rate,
         ice=not no_ice,
     ).validate()
     started = time.time()

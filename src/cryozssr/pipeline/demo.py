@@ -32,6 +32,8 @@ class DemoConfig:
     size_hr: int = 512
     frames: int = 40
     particles: int = 25
+    detector: str = "k3"
+    noise_model: str = "counting"  # the detector's counting statistics; "poisson": ideal counter
     methods: tuple[str, ...] = DEMO_METHODS
     zssr_preset: str = "fast"
     zssr_max_iterations: int | None = None
@@ -90,7 +92,9 @@ def run_demo(
         size_hr=config.size_hr,
         frames=config.frames,
         particles=config.particles,
-    )
+        detector=config.detector,
+        noise_model=config.noise_model,
+    ).validate()
     on_stage(
         f"simulating {config.n_movies} apoferritin movie(s): {config.size_hr} px HR "
         f"({sim_config.pixel_size_hr_angstrom} A/px), {config.frames} frames"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cryozssr.errors import InputError, OptionError
 from cryozssr.geometry import symmetry_matrices
+from cryozssr.simulate.counting import NOISE_MODELS
 
 DETECTORS = ("k3", "k2", "falcon4ec", "falcon3ec", "ideal")
 
@@ -37,6 +38,8 @@ class SimulationConfig:
     symmetry: str = "O"
     particles: int = 100
     detector: str = "k3"
+    noise_model: str = "counting"  # the detector's counting statistics, or "poisson" (ideal)
+    dose_rate_e_per_px_per_s: float | None = None  # None: the detector's typical rate
     ice: bool = True
     ice_thickness_angstrom: float = 250.0
     drift_range_angstrom: tuple[float, float] = (5.0, 30.0)
@@ -95,6 +98,13 @@ class SimulationConfig:
             raise bad("spherical aberration and astigmatism must be >= 0")
         if self.detector not in DETECTORS:
             raise bad(f"--detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}")
+        if self.noise_model not in NOISE_MODELS:
+            raise bad(
+                f"--noise-model must be one of {', '.join(NOISE_MODELS)}, got {self.noise_model!r}"
+            )
+        rate = self.dose_rate_e_per_px_per_s
+        if rate is not None and not (math.isfinite(rate) and rate >= 0):
+            raise bad(f"--dose-rate must be a finite number >= 0 e/px/s, got {rate}")
         for name, (a, b) in (
             ("drift range", self.drift_range_angstrom),
             ("local motion range", self.local_motion_range_angstrom),

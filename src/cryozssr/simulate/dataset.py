@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryozssr import __version__
 from cryozssr.simulate.config import SimulationConfig
+from cryozssr.simulate.counting import counting_record
 from cryozssr.simulate.detector import mtf_table_name
 from cryozssr.simulate.movie import potential_for, simulate_movie
 from cryozssr.simulate.output import (
@@ -79,6 +80,7 @@ def simulate_dataset(
             "config": config.to_dict(),
             "counts_per_hr_pixel_per_frame": config.counts_per_hr_pixel_per_frame,
             "detector_mtf_table": mtf_table_name(config.detector, config.voltage_kv),
+            "detector_counting": counting_record(config),
             "potential": {
                 "model": config.model or "cryozssr/data/apoferritin/7A4M_chainA_box.pdb",
                 "symmetry": potential.symmetry,

@@ -19,13 +19,15 @@ For every frame ``t`` (fine grid, ``oversample`` x finer than the HR pixel):
    ``I = 1 - 2 F^-1[CTF . phi]``, with the amplitude contrast inside the CTF's phase; the
    exposure is the dose *detected*, so the DC of the contrast is removed (mean ``I`` = 1);
 4. the detector: MTF and pixel aperture (:mod:`cryozssr.simulate.detector`), sampled at the HR
-   pixel centres (aliasing what lies above the HR Nyquist frequency), then Poisson counts with mean
-   ``dose x pixel area x I``.
+   pixel centres (aliasing what lies above the HR Nyquist frequency), then counts of the expected
+   ``dose x pixel area x I`` electrons per pixel with the detector's counting statistics
+   (:mod:`cryozssr.simulate.counting`: efficiency, coincidence loss, pixel-correlated multiple
+   counting; ``noise_model="poisson"`` or ``detector="ideal"``: independent Poisson counts).
 
 The LR movie is ``box_sum(hr_counts)``: a camera with 2x larger pixels. The ground-truth
 micrographs are the expected HR frame without damage or motion (specimen at frame 0), in counts
-per HR pixel per frame, with and without the CTF (``CTF = 1``: ``dose x area x (1 - 2 phi)``); both
-include the detector's MTF, as any HR frame does.
+per HR pixel per frame, with and without the CTF (``CTF = 1``: ``dose x area x (1 - 2 phi)``, times
+the detector's mean counts per electron); both include the detector's MTF, as any HR frame does.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from cryozssr.motion.field import MotionField
 from cryozssr.motion.warp import tile_centres, tiled_shift
 from cryozssr.ops import box_sum, rfft_radius
 from cryozssr.simulate.config import SimulationConfig
+from cryozssr.simulate.counting import (
+    count_electrons,
+    counting_statistics,
+    multiple_count_transfer_rfft,
+)
 from cryozssr.simulate.detector import detector_transfer_rfft
 from cryozssr.simulate.orientation import euler_to_matrix, matrix_to_euler, random_rotations
 from cryozssr.simulate.potential import Potential, build_potential
@@ -234,6 +241,17 @@ def simulate_movie(
         voltage_kv=config.voltage_kv,
         device=device,
     ) * _phase_ramp(fine, [-(s - 1) / 2] * 2, device=device)
+    stats = counting_statistics(
+        config.detector,
+        config.noise_model,
+        dose_rate_e_per_px_per_s=config.dose_rate_e_per_px_per_s,
+    )
+    if stats is not None and stats.multiple_count_probability > 0:
+        # counting shares events with neighbours after the pixel: the expected image carries the
+        # rest of the measured MTF, so that the counted frames show the tabulated one
+        detector = detector / multiple_count_transfer_rfft(
+            fine, oversample=s, p=stats.multiple_count_probability, device=device
+        )
     detector[0, 0] = 0  # the exposure is the detected dose: no DC contrast
     ice_amp = ice = None
     if config.ice and config.ice_thickness_angstrom > 0:
@@ -306,15 +324,16 @@ def simulate_movie(
     for t in range(config.frames):
         expected = image(phase_rfft(t), with_ctf)
         clipped += int((expected < 0).sum())
-        hr[t] = torch.poisson(expected.clamp(min=0), generator=gen).to(torch.int32)
+        hr[t] = count_electrons(expected, stats=stats, generator=gen)
     if clipped:
         log.warning("weak-phase intensity < 0 at %d pixel-frames (clipped to 0)", clipped)
     spec0 = phase_rfft(None)
+    per_electron = 1.0 if stats is None else stats.recorded_fraction  # mean counts per electron
     return SimulatedMovie(
         hr_counts=hr,
         lr_counts=box_sum(hr),
-        truth_ctf=image(spec0, with_ctf).float(),
-        truth_noctf=image(spec0, detector).float(),
+        truth_ctf=(per_electron * image(spec0, with_ctf)).float(),
+        truth_noctf=(per_electron * image(spec0, detector)).float(),
         motion=motion,
         particles_yx_px=yx0,
         particles_euler_deg=euler,
