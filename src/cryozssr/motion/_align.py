@@ -7,6 +7,8 @@ shifts stay in original pixels throughout. Leading dimensions batch independent 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 
 import torch
@@ -114,7 +116,8 @@ def _parabola(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor
     return off.clamp(-0.5, 0.5)
 
 
-def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
+@functools.lru_cache(maxsize=256)
+def _smoothing_matrix_cpu(n: int, window: int, degree: int) -> torch.Tensor:
     """``(n, n)`` matrix of a local polynomial (Savitzky-Golay) fit over ``window`` frames.
 
     Row ``t`` fits a degree-``degree`` polynomial to the frames within ``window // 2`` of ``t`` and
@@ -122,18 +125,92 @@ def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> to
     inwards, so the first frames (where beam-induced motion is fastest) are never extrapolated from
     later ones: a sqrt-like onset is followed, not flattened. Identity when ``window <= degree + 1``.
     """
-    out = torch.eye(n, dtype=torch.float64, device=device)
+    out = torch.eye(n, dtype=torch.float64)
     if window <= degree + 1:
         return out
     for t in range(n):
         half = min(window // 2, t, n - 1 - t)
         if 2 * half + 1 <= degree + 1:
             continue
-        tau = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
-        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=device)
+        tau = torch.arange(-half, half + 1, dtype=torch.float64)
+        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
         out[t] = 0.0
         out[t, t - half : t + half + 1] = torch.linalg.pinv(design)[0]
     return out
+
+
+def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
+    """``(n, n)`` local polynomial (Savitzky-Golay) smoother: see :func:`_smoothing_matrix_cpu`."""
+    return _smoothing_matrix_cpu(n, window, degree).to(device)
+
+
+def trajectory_breaks(raw: torch.Tensor, *, min_jump_px: float = 1.0) -> list[int]:
+    """Frames ``t`` where a ``(t, 2)`` trajectory jumps between ``t - 1`` and ``t``.
+
+    A step ``raw[t] - raw[t-1]`` that differs from the median of its neighbouring steps by more
+    than ``max(min_jump_px, 6 x`` the steps' median absolute deviation``)`` is a jump (a stage
+    settling, a fast first-frame move): smoothing must not average across it.
+    """
+    n = raw.shape[0]
+    if n < 4:
+        return []
+    steps = raw.diff(dim=0)  # (n - 1, 2)
+    local = torch.stack(
+        [steps[max(0, i - 2) : i + 3].median(dim=0).values for i in range(n - 1)]
+    )  # running median over 5 steps
+    deviation = (steps - local).norm(dim=-1)
+    spread = float(deviation.median())
+    limit = max(min_jump_px, 6 * 1.4826 * spread)
+    return [i + 1 for i in range(n - 1) if float(deviation[i]) > limit]
+
+
+def smooth_trajectory(raw: torch.Tensor, window: int) -> torch.Tensor:
+    """Savitzky-Golay smoothing of ``(..., t, 2)`` trajectories, never across a jump.
+
+    Each stack is cut at :func:`trajectory_breaks` and every piece smoothed on its own (with the
+    ends' symmetric shrinking window of :func:`smoothing_matrix`).
+    """
+    if window <= 3:
+        return raw
+    flat = raw.reshape(-1, *raw.shape[-2:])
+    out = torch.empty_like(flat)
+    for b, one in enumerate(flat):
+        bounds = [0, *trajectory_breaks(one), one.shape[0]]
+        for lo, hi in itertools.pairwise(bounds):
+            out[b, lo:hi] = (
+                smoothing_matrix(hi - lo, window, device=one.device).to(one) @ one[lo:hi]
+            )
+    return out.reshape(raw.shape)
+
+
+def progressive_trajectory(
+    spec: torch.Tensor,
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    *,
+    shape: tuple[int, int],
+    filt: torch.Tensor,
+    max_step_px: float,
+) -> torch.Tensor:
+    """A first trajectory ``(..., t, 2)`` for :func:`align_stack`, whatever the total drift.
+
+    Frame ``t`` is aligned to the sum of frames ``0 .. t-1`` already aligned, searching within
+    ``max_step_px`` of frame ``t-1``'s position: the total drift is unbounded (only the step
+    between consecutive frames is), and the reference grows with every frame, so the estimate
+    does not random-walk as chained frame pairs would. The iterative alignment refines it.
+    """
+    n = spec.shape[-3]
+    shifts = torch.zeros(*spec.shape[:-3], n, 2, dtype=torch.float64, device=spec.device)
+    reference = spec[..., 0, :, :].clone()
+    for t in range(1, n):
+        previous = shifts[..., t - 1, :]
+        moved = spec[..., t, :, :] * phase_ramp(ky, kx, -previous)
+        step = find_peaks(
+            moved * reference.conj() * filt, ky, kx, shape=shape, max_shift_px=max_step_px
+        )
+        shifts[..., t, :] = previous + step
+        reference = reference + spec[..., t, :, :] * phase_ramp(ky, kx, -shifts[..., t, :])
+    return shifts
 
 
 def align_stack(
@@ -143,7 +220,7 @@ def align_stack(
     *,
     shape: tuple[int, int],
     filt: torch.Tensor,
-    smoother: torch.Tensor,
+    smoothing_frames: int,
     initial_px: torch.Tensor,
     max_shift_px: float,
     n_iterations: int,
@@ -153,8 +230,9 @@ def align_stack(
 
     ``shifts[..., t, :]`` is the position of frame ``t``'s content relative to the stack's common
     reference, so frame ``t`` is aligned by ``-shifts``; the gauge (a shift common to all frames)
-    is left free. ``filt (hc, wr)`` weights the cross-power spectrum (low-pass); ``smoother (t, t)``
-    regularises the trajectory after every iteration. Returns float64 ``(..., t, 2)``.
+    is left free. ``filt (hc, wr)`` weights the cross-power spectrum (low-pass); the trajectory is
+    regularised after every iteration by :func:`smooth_trajectory` over ``smoothing_frames``.
+    Returns float64 ``(..., t, 2)``.
     """
     shifts = initial_px.to(torch.float64)
     hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
@@ -186,7 +264,7 @@ def align_stack(
                 )
             )
         residual = torch.cat(parts, dim=-2)
-        new = smoother @ (shifts + residual)
+        new = smooth_trajectory(shifts + residual, smoothing_frames)
         step = float((new - shifts).abs().max())
         done = step < tolerance_px
         shifts = new

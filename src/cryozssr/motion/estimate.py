@@ -8,9 +8,13 @@ evaluating the correlation exactly (DFT) on fine grids, and the trajectory is re
 every iteration by a local quadratic fit over a few frames.
 
 Local: the globally aligned frames are cut into overlapping, edge-tapered patches centred on the
-nodes of a ``(gh, gw)`` grid; each patch stack is aligned in the same way (all patches batched), and
-its residual trajectory is fitted per patch by a low-order polynomial in time whose constant term
-is dropped, so that ``local[0] == 0``.
+nodes of a ``(gh, gw)`` grid; each patch stack is aligned in the same way (all patches batched, no
+smoothing), and one smooth model of space and time is fitted to all the patches' residual
+trajectories at once (:mod:`cryozssr.motion._local`: polynomial in time without a constant, so
+``local[0] == 0``, and in space over the grid, as MotionCor2's; each patch weighted by its own
+noise, outlier patches rejected). The model is kept only if it explains significantly more than the
+patches' noise and stays within ``max_local_shift_px`` of the global trajectory; otherwise the
+movie keeps its global motion: local motion can refine, never run away.
 
 Pure tensor code. Shifts follow :mod:`cryozssr.motion.field`: ``shifts[t]`` is the position of the
 specimen in frame ``t`` relative to frame 0, in (y, x) pixels of the movie.
@@ -18,6 +22,7 @@ specimen in frame ``t`` relative to frame 0, in (y, x) pixels of the movie.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ import torch
 from cryozssr.errors import InputError, OptionError
 from cryozssr.fourier import cropped_frequencies, cropped_rfft
 from cryozssr.motion import _align
+from cryozssr.motion._local import fit_local_model
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import fourier_shift
 
@@ -46,7 +52,9 @@ class MotionConfig:
         Spectra are Fourier-cropped to ``|k| < max_frequency`` before alignment (speed; little
         signal survives the B-factor above it).
     max_shift_px:
-        Largest shift searched for any frame (and any patch residual), in pixels.
+        Largest move between consecutive frames that the first pass follows (frame ``t`` is
+        searched near frame ``t - 1``, so the total drift is unbounded), and the largest
+        correction per iteration afterwards, in pixels.
     n_iterations, tolerance_px:
         At most ``n_iterations`` rounds; stop when no frame moved by more than ``tolerance_px``.
     smoothing_frames:
@@ -55,9 +63,14 @@ class MotionConfig:
         trajectories with frame-to-frame jitter, so lower it for stage-drift-like motion.
     patches:
         ``(gh, gw)`` grid of local-motion patches, or ``None`` for global motion only.
-    patch_bfactor_px2, patch_overlap, local_time_degree:
-        Low-pass for patches; patch size as a multiple of the node spacing; degree in time of the
-        polynomial fitted to every patch's residual trajectory.
+    patch_bfactor_px2, patch_overlap:
+        Low-pass for patches; patch size as a multiple of the node spacing.
+    local_time_degree, local_space_degree:
+        Degrees in time and in space (over the patch grid) of the local motion model fitted to
+        all patches at once (MotionCor2's model is cubic in time, quadratic in space).
+    max_local_shift_px:
+        Sanity bound: local motion beyond this (relative to the global trajectory, anywhere on the
+        grid, any frame) is rejected and the movie keeps its global motion (with a warning).
     """
 
     bfactor_px2: float = 100.0
@@ -70,6 +83,8 @@ class MotionConfig:
     patch_bfactor_px2: float = 100.0
     patch_overlap: float = 2.0
     local_time_degree: int = 3
+    local_space_degree: int = 2
+    max_local_shift_px: float = 5.0
 
     def __post_init__(self) -> None:
         if self.bfactor_px2 < 0 or self.patch_bfactor_px2 < 0:
@@ -82,8 +97,12 @@ class MotionConfig:
             raise OptionError("n_iterations must be >= 1 and max_shift_px > 0")
         if self.patches is not None and (len(self.patches) != 2 or min(self.patches) < 1):
             raise OptionError(f"patches must be two integers >= 1, got {self.patches}")
-        if self.patch_overlap < 1.0 or self.local_time_degree < 1:
-            raise OptionError("patch_overlap must be >= 1 and local_time_degree >= 1")
+        if self.patch_overlap < 1.0 or self.local_time_degree < 1 or self.local_space_degree < 0:
+            raise OptionError(
+                "patch_overlap must be >= 1, local_time_degree >= 1 and local_space_degree >= 0"
+            )
+        if not self.max_local_shift_px > 0:
+            raise OptionError(f"max_local_shift_px must be > 0, got {self.max_local_shift_px}")
 
 
 def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig()) -> MotionField:
@@ -98,7 +117,8 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
     global_px = (global_px - global_px[:1]).to(torch.float32)
     local = None
     if config.patches is not None:
-        local = _estimate_local(frames, global_px, config).to(torch.float32)
+        local = _estimate_local(frames, global_px, config)
+        local = None if local is None else local.to(torch.float32)
     log.debug(
         "global motion: %d frames, total path %.2f px",
         t,
@@ -136,19 +156,20 @@ def _estimate_stack(
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
     filt[0, 0] = 0.0
-    n = stacks.shape[-3]
-    smoother = _align.smoothing_matrix(n, config.smoothing_frames, device=stacks.device)
-    init = torch.zeros(*stacks.shape[:-2], 2, dtype=torch.float64, device=stacks.device)
-    if initial_px is not None:
-        init = init + initial_px.to(init)
     limit = min(max_shift_px or config.max_shift_px, h / 2 - 1, w / 2 - 1)
+    if initial_px is None:  # large drifts: each frame found from the previous frames' aligned sum
+        init = _align.progressive_trajectory(
+            spec, ky, kx, shape=(h, w), filt=filt, max_step_px=limit
+        )
+    else:
+        init = initial_px.to(torch.float64).expand(*stacks.shape[:-2], 2).clone()
     return _align.align_stack(
         spec,
         ky,
         kx,
         shape=(h, w),
         filt=filt,
-        smoother=smoother,
+        smoothing_frames=config.smoothing_frames,
         initial_px=init,
         max_shift_px=limit,
         n_iterations=config.n_iterations,
@@ -187,8 +208,9 @@ def _taper(n: int, *, device) -> torch.Tensor:
 
 def _estimate_local(
     frames: torch.Tensor, global_px: torch.Tensor, config: MotionConfig
-) -> torch.Tensor:
-    """Local shifts ``(t, gh, gw, 2)`` on the grid ``config.patches``, relative to ``global_px``."""
+) -> torch.Tensor | None:
+    """Local shifts ``(t, gh, gw, 2)`` on the grid ``config.patches``, relative to ``global_px``,
+    or ``None`` when the local model is rejected (module docstring)."""
     assert config.patches is not None
     t, h, w = frames.shape
     gh, gw = config.patches
@@ -203,13 +225,24 @@ def _estimate_local(
             for j, x0 in enumerate(xs):
                 p = aligned[y0 : y0 + ph, x0 : x0 + pw]
                 patches[i, j, k] = (p - p.mean()) * window
-    residual = _estimate_stack(
-        patches, config, bfactor_px2=config.patch_bfactor_px2, max_shift_px=min(ph, pw) / 4
+    raw = _estimate_stack(
+        patches,
+        dataclasses.replace(config, smoothing_frames=0),  # the space-time model regularises
+        bfactor_px2=config.patch_bfactor_px2,
+        max_shift_px=min(min(ph, pw) / 4, 2 * config.max_local_shift_px),
     )  # (gh, gw, t, 2)
-    # low-order polynomial in time per patch; the constant (gauge) is dropped so local[0] == 0
-    tt = torch.arange(t, dtype=torch.float64, device=frames.device) / max(t - 1, 1)
-    degree = min(config.local_time_degree, t - 1)
-    design = tt[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=frames.device)
-    coef = torch.linalg.pinv(design) @ residual  # (gh, gw, degree + 1, 2)
-    fitted = design[:, 1:] @ coef[..., 1:, :]  # (gh, gw, t, 2)
-    return (fitted - fitted[..., :1, :]).permute(2, 0, 1, 3)
+    fit = fit_local_model(
+        raw, time_degree=config.local_time_degree, space_degree=config.local_space_degree
+    )
+    biggest = float(fit.shifts_px.abs().max()) if fit.accepted else 0.0
+    if fit.accepted and biggest > config.max_local_shift_px:
+        log.warning(
+            "local motion of %.1f px exceeds the %.1f px bound: keeping the global motion",
+            biggest,
+            config.max_local_shift_px,
+        )
+        return None
+    if not fit.accepted:
+        log.info("local motion not significant above the patches' noise: global motion kept")
+        return None
+    return fit.shifts_px.permute(2, 0, 1, 3)  # (t, gh, gw, 2)
