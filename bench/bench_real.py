@@ -93,16 +93,61 @@ def drift(n_frames: int, *, total_px: float, seed: int) -> torch.Tensor:
 
 
 def pseudo_movie(
-    padded: torch.Tensor, shifts_hr: torch.Tensor, *, counts_per_px: float, margin: int, seed: int
+    padded: torch.Tensor,
+    shifts_hr: torch.Tensor,
+    *,
+    counts_per_px: float,
+    margin: int,
+    seed: int,
+    noise_shape: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """HR Poisson frames ``(t, n, n)`` (float32 counts) of the padded specimen moved by ``shifts_hr``."""
+    """HR frames ``(t, n, n)`` (float32) of the padded specimen moved by ``shifts_hr``.
+
+    ``noise_shape=None``: Poisson counts. Otherwise the expected counts plus Gaussian noise with
+    that ``(n, n)`` power shape (mean 1) and the variance Poisson counting would have (the mean
+    count per pixel): correlated between pixels, signal-independent, floats (not counts).
+    """
     g = torch.Generator().manual_seed(seed + 1)
     rate = padded * (counts_per_px / float(padded[margin:-margin, margin:-margin].mean()))
     frames = []
     for s in shifts_hr:
         moved = fourier_shift(rate, s)[margin:-margin, margin:-margin].clamp(min=0.0)
-        frames.append(torch.poisson(moved, generator=g).float())
+        if noise_shape is None:
+            frames.append(torch.poisson(moved, generator=g).float())
+            continue
+        white = torch.randn(moved.shape, generator=g, dtype=torch.float64)
+        coloured = torch.fft.ifft2(torch.fft.fft2(white) * noise_shape.sqrt()).real
+        frames.append((moved + counts_per_px**0.5 * coloured).float())
     return torch.stack(frames)
+
+
+def measured_noise_shape(binned: torch.Tensor, size: int) -> torch.Tensor:
+    """The real micrograph's own noise power shape ``(size, size)`` (``fft2`` grid, mean 1), HR grid.
+
+    Mean periodogram of the ``size``-px tiles of the binned micrograph, averaged over 9 x 9
+    neighbouring frequencies (2D shape kept: it need not be radial). Past the Thon rings' reach
+    (~7.7 A: 0.17 cycles/HR px at 1.333 A) the micrograph's power is its noise; below it the
+    signal dominates, so the shape there is held at its mean on the annulus just past 7.7 A (a
+    counting detector's noise power spectrum is smooth and highest at low frequency).
+    """
+    h, w = binned.shape
+    tiles = [
+        binned[y : y + size, x : x + size]
+        for y in range(0, h - size + 1, size)
+        for x in range(0, w - size + 1, size)
+    ]
+    power = (
+        torch.stack([torch.fft.fft2(t - t.mean()).abs().pow(2) for t in tiles]).mean(0) / size**2
+    )
+    power = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(power[None, None], (4, 4, 4, 4), mode="circular"), 9, stride=1
+    )[0, 0]
+    k = torch.fft.fftfreq(size, dtype=torch.float64)
+    radius = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
+    k_thon = 0.173
+    held = power[(radius >= k_thon) & (radius < k_thon + 0.02)].mean()
+    power = torch.where(radius < k_thon, held, power)
+    return power / power.mean()
 
 
 def bands(image: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
@@ -150,6 +195,13 @@ def main() -> None:
     ap.add_argument("--drift-hr-px", type=float, default=4.0, help="total drift path, HR px")
     ap.add_argument("--methods", default=",".join(ALL))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--noise",
+        choices=("poisson", "measured"),
+        default="poisson",
+        help="poisson: Poisson counts; measured: the micrograph's own measured noise power shape "
+        "(pixel-correlated Gaussian at the same variance, floats)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results/real.json"))
     args = ap.parse_args()
     if not args.micrograph.exists():
@@ -165,8 +217,16 @@ def main() -> None:
     specimen = padded[MARGIN_HR_PX:-MARGIN_HR_PX, MARGIN_HR_PX:-MARGIN_HR_PX]
     counts_per_px = args.dose * px_hr**2
     truth_hr = drift(args.frames, total_px=args.drift_hr_px, seed=args.seed)
+    noise_shape = None
+    if args.noise == "measured":
+        noise_shape = measured_noise_shape(box_sum(micrograph.double()), args.size_hr)
     hr = pseudo_movie(
-        padded, truth_hr, counts_per_px=counts_per_px, margin=MARGIN_HR_PX, seed=args.seed
+        padded,
+        truth_hr,
+        counts_per_px=counts_per_px,
+        margin=MARGIN_HR_PX,
+        seed=args.seed,
+        noise_shape=noise_shape,
     )
     lr = box_sum(hr)
     exposure = Exposure(pixel_size_angstrom=2 * px_hr, dose_per_frame_e_per_a2=None)
@@ -226,7 +286,10 @@ def main() -> None:
         "construction": {
             "specimen": f"{args.micrograph.name}, 2x2 box-summed to {px_hr:.4f} A/px, centre "
             f"{args.size_hr}^2 crop; its own (pixel-correlated) shot noise is part of the specimen",
-            "frames": "box_sum(Poisson(fourier_shift(c * specimen, s_t))), exact 2x2 HR->LR",
+            "frames": "box_sum(Poisson(fourier_shift(c * specimen, s_t))), exact 2x2 HR->LR"
+            if args.noise == "poisson"
+            else "box_sum(fourier_shift(c * specimen, s_t) + sqrt(c) * n_t), n_t Gaussian with the "
+            "micrograph's own measured 2D noise power shape (mean 1), exact 2x2 HR->LR",
             "dose_per_frame_e_per_a2": args.dose,
             "counts_per_hr_px_per_frame": round(counts_per_px, 3),
             "n_frames": args.frames,
