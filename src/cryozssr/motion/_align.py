@@ -7,7 +7,6 @@ shifts stay in original pixels throughout. Leading dimensions batch independent 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 
@@ -116,8 +115,7 @@ def _parabola(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor
     return off.clamp(-0.5, 0.5)
 
 
-@functools.lru_cache(maxsize=256)
-def _smoothing_matrix_cpu(n: int, window: int, degree: int) -> torch.Tensor:
+def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
     """``(n, n)`` matrix of a local polynomial (Savitzky-Golay) fit over ``window`` frames.
 
     Row ``t`` fits a degree-``degree`` polynomial to the frames within ``window // 2`` of ``t`` and
@@ -125,23 +123,18 @@ def _smoothing_matrix_cpu(n: int, window: int, degree: int) -> torch.Tensor:
     inwards, so the first frames (where beam-induced motion is fastest) are never extrapolated from
     later ones: a sqrt-like onset is followed, not flattened. Identity when ``window <= degree + 1``.
     """
-    out = torch.eye(n, dtype=torch.float64)
+    out = torch.eye(n, dtype=torch.float64, device=device)
     if window <= degree + 1:
         return out
     for t in range(n):
         half = min(window // 2, t, n - 1 - t)
         if 2 * half + 1 <= degree + 1:
             continue
-        tau = torch.arange(-half, half + 1, dtype=torch.float64)
-        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
+        tau = torch.arange(-half, half + 1, dtype=torch.float64, device=device)
+        design = tau[:, None] ** torch.arange(degree + 1, dtype=torch.float64, device=device)
         out[t] = 0.0
         out[t, t - half : t + half + 1] = torch.linalg.pinv(design)[0]
     return out
-
-
-def smoothing_matrix(n: int, window: int, *, degree: int = 2, device=None) -> torch.Tensor:
-    """``(n, n)`` local polynomial (Savitzky-Golay) smoother: see :func:`_smoothing_matrix_cpu`."""
-    return _smoothing_matrix_cpu(n, window, degree).to(device)
 
 
 def trajectory_breaks(raw: torch.Tensor, *, min_jump_px: float = 1.0) -> list[int]:
