@@ -67,8 +67,13 @@ class MmseConfig:
     """Signal power floor, as a fraction of the mean power below the LR Nyquist."""
     regularisation: float = 0.25
     """Tikhonov weight of the half reconstructions (``misr``'s default)."""
+    noise: str = "measured"
+    """Noise spectrum of the MMSE weights: ``measured`` from the even and odd frames (any detector,
+    any units), or ``poisson`` (white, variance = mean count: counts from an ideal counter)."""
 
     def __post_init__(self) -> None:
+        if self.noise not in ("measured", "poisson"):
+            raise OptionError(f"noise must be 'measured' or 'poisson', got {self.noise!r}")
         if self.smoothing_shells < 1 or self.smoothing_shells % 2 == 0:
             raise OptionError(f"smoothing_shells must be odd and >= 1, got {self.smoothing_shells}")
         if not 0 <= self.floor_fraction < 1:

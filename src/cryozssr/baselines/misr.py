@@ -79,6 +79,7 @@ from cryozssr.baselines._alias_solve import (
     alias_grid,
     empty_sums,
     movie_doses,
+    noise_from_halves,
     solve_mmse,
     solve_tikhonov,
 )
@@ -192,8 +193,13 @@ def misr_halves_then_mmse(
     regularisation: float = 0.25,
     factor: int = 2,
     frame_chunk: int = 8,
+    noise_from_data: bool = True,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum]:
     """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
+
+    ``noise_from_data``: the noise spectrum of the MMSE weights is measured from the even and
+    odd sums (:func:`~cryozssr.baselines._alias_solve.noise_from_halves`); ``False``: Poisson
+    counts (white, variance = mean count), the assumption of earlier versions.
 
     Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
     and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
@@ -218,12 +224,14 @@ def misr_halves_then_mmse(
         even, odd = solver.sums(tile, split=True)
         halves[0].add(tile, solver.tikhonov(tile, even, regularisation=regularisation))
         halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
-        kept.append(even + odd)
+        noise = solver.noise(tile, even, odd) if noise_from_data else None
+        kept.append((even + odd, noise))
     even_image, odd_image = (half.image().to(out_dtype) for half in halves)
     spectrum = spectrum_of_halves(even_image, odd_image)
     out = solver.blend()
     for tile in solver.tiles:
-        out.add(tile, solver.mmse(tile, kept.pop(0), spectrum))
+        sums, noise = kept.pop(0)
+        out.add(tile, solver.mmse(tile, sums, spectrum, noise=noise))
     return out.image().to(out_dtype), (even_image, odd_image), spectrum
 
 
@@ -345,14 +353,26 @@ class TileSolver:
         fractional = (sums.shifts % 1.0 * 1e9).round().long() % 1_000_000_000
         return self._grams, (tile.ly, tile.lx, *sums.doses.tolist(), *fractional.flatten().tolist())
 
-    def mmse(self, tile: Tile, sums: AliasSums, signal: RadialSpectrum) -> torch.Tensor:
-        """The tile's MMSE estimate under ``signal``, rescaled per shell (module docstring)."""
+    def mmse(
+        self,
+        tile: Tile,
+        sums: AliasSums,
+        signal: RadialSpectrum,
+        *,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The tile's MMSE estimate under ``signal`` and ``noise`` (per frame and LR coefficient
+        of the tile; ``None``: Poisson), rescaled per shell (module docstring)."""
         grid = self.grid(tile)
         spectrum = signal.for_grid(self.factor * max(grid.h, grid.w))
         f = self.factor
         power = [spectrum.at(grid.rad_hr[a, b]) for a in range(f) for b in range(f)]
         cache, key = self._gram_cache(tile, sums)
-        return solve_mmse(sums, grid, power, cache=cache, key=key)
+        return solve_mmse(sums, grid, power, noise=noise, cache=cache, key=key)
+
+    def noise(self, tile: Tile, even: AliasSums, odd: AliasSums) -> torch.Tensor:
+        """The tile's noise power per frame and LR coefficient, from its even and odd sums."""
+        return noise_from_halves(even, odd, self.grid(tile))
 
     def blend(self) -> Blend:
         _, h, w = self.frames.shape

@@ -131,7 +131,12 @@ def mmse(
         )
 
     image, halves, spectrum = misr_halves_then_mmse(
-        frames, motion, spectrum_of_halves, exposure=exposure, regularisation=config.regularisation
+        frames,
+        motion,
+        spectrum_of_halves,
+        exposure=exposure,
+        regularisation=config.regularisation,
+        noise_from_data=config.noise == "measured",
     )
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
