@@ -18,11 +18,13 @@ gives second differences of variance ``6 s^2``; smooth motion barely contributes
 per-frame errors were measured white, with heavy tails, so the plain variance is used, not a robust
 one). The smooth spatial part is fitted to those coefficients, each patch weighted by its noise (a
 patch with too little signal counts for little); patches whose coefficients sit far from it (more
-than ``outlier_z`` robust deviations) are outliers and get no weight. Each patch then keeps its own
-deviation from the smooth part in proportion ``tau^2 / (tau^2 + v_p)`` (empirical Bayes: ``v_p``
-its coefficient's noise variance, ``tau^2`` the spread of real deviations between patches beyond
-noise, estimated from all patches), so motion that the smooth model misses is kept where the data
-show it, and noise is not.
+than ``outlier_z`` robust deviations) are outliers and get no weight. Then the data choose, by
+cross-validation between the even and the odd frames (fit on one, predict the other's raw
+trajectories), between every patch's own fit (outliers replaced by the smooth part) and the smooth
+part alone: a smooth field (doming) gets the smooth model's noise reduction, a rough one keeps its
+patch-to-patch detail. (Half-data cross-validation favours the smoother model somewhat: on the
+project's simulator, whose local field is random from node to node, it picked the smooth part
+where each patch's own fit scored 0.003 FRC higher; measured, not tuned.)
 
 The model is *accepted* only if it explains significantly more than noise: on pure noise the
 weighted power (weights ``1/s^2``) of a fit with ``n`` effective parameters is ~chi-square with
@@ -53,6 +55,7 @@ class LocalFit:
     expected_from_noise: float
     outliers: int
     noise_px: torch.Tensor
+    per_patch: bool = False
 
 
 def _spatial_terms(gh: int, gw: int, degree: int, *, device) -> torch.Tensor:
@@ -127,18 +130,37 @@ def fit_local_model(
             break
         use = new_use
 
-    # empirical Bayes: real patch-to-patch deviations (tau^2 per coefficient) beyond the noise
-    deviation = coef - smooth
-    tau2 = (deviation[use].pow(2).mean(dim=(0, 2)) - var[use].mean(dim=0)).clamp(min=0)  # (k,)
-    keep = tau2[None, :] / (tau2[None, :] + var)  # (p, k) in [0, 1)
-    keep = torch.where(use[:, None], keep, torch.zeros_like(keep))
-    final = smooth + keep[..., None] * deviation
+    # each patch's own fit, or the smooth part: chosen by cross-validation between the even and
+    # the odd frames (fit on one, predict the other), so that a smooth field (doming) gets the
+    # smooth model's noise reduction and a rough one keeps its patch-to-patch detail
+    own_error = smooth_error = 0.0
+    if t >= 4 * (k + 1):
+        for train, test in ((0, 1), (1, 0)):
+            basis = temporal[train::2] - temporal[train::2].mean(0)
+            c = torch.einsum("kt,ptc->pkc", torch.linalg.pinv(basis), r[:, train::2])
+            w = use / noise_var
+            beta = torch.linalg.lstsq(
+                spatial.T @ (spatial * w[:, None]),
+                torch.einsum("pm,p,pkc->mkc", spatial, w, c).flatten(1),
+            )
+            c_smooth = (spatial @ beta.solution).reshape(n_patch, k, 2)
+            held = temporal[test::2] - temporal[test::2].mean(0)
+            data = r[:, test::2] - r[:, test::2].mean(dim=1, keepdim=True)
+            for candidate, name in ((c, "own"), (c_smooth, "smooth")):
+                miss = (data - held @ candidate).pow(2).sum(dim=(1, 2))[use].sum()
+                if name == "own":
+                    own_error += float(miss)
+                else:
+                    smooth_error += float(miss)
+    own = own_error < smooth_error
+    final = torch.where(use[:, None, None], coef, smooth) if own else smooth
+    effective = float(use.sum()) * k if own else spatial.shape[1] * k
 
     # significance: explained weighted power against what noise alone would give
     gram = temporal.T @ temporal
     power = torch.einsum("pkc,kl,plc->p", final, gram, final)
     explained = float((power / noise_var)[use].sum())
-    dof = 2 * (spatial.shape[1] * k + float(keep[use].sum()))
+    dof = 2 * effective
     threshold = dof + 4 * math.sqrt(2 * dof)
     tt = tau[:, None] ** torch.arange(1, k + 1, dtype=torch.float64, device=dev)  # uncentred
     shifts = torch.einsum("tk,pkc->ptc", tt, final).reshape(gh, gw, t, 2)
@@ -149,4 +171,5 @@ def fit_local_model(
         expected_from_noise=threshold,
         outliers=int((~use).sum()),
         noise_px=noise_var.sqrt().reshape(gh, gw),
+        per_patch=own,
     )
