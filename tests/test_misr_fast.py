@@ -12,11 +12,11 @@ from _reference_misr import reference_explicit, reference_misr
 from _synthetic import synthetic_movie
 from cryozssr.baselines import misr
 from cryozssr.baselines._alias_solve import ldl_solve
+from cryozssr.baselines.config import MmseConfig
 from cryozssr.baselines.misr import RadialSpectrum
 from cryozssr.baselines.mmse import mmse as explicit_super_resolve
 from cryozssr.dose import Exposure
 from cryozssr.motion.field import MotionField
-from cryozssr.baselines.config import MmseConfig
 
 EXPOSURE = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=2.0)
 TILES = dict(tile_size_px=32, tile_overlap_px=8)

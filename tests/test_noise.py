@@ -10,12 +10,12 @@ import torch
 
 from _synthetic import band_limited_scene, synthetic_movie
 from cryozssr.baselines.misr import TileSolver, misr_halves_then_mmse
+from cryozssr.baselines.mmse import half_set_spectrum
 from cryozssr.dose import Exposure
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import fourier_shift
 from cryozssr.register import band_mean, frc_curve
 from cryozssr.simulate.counting import COUNTING, count_electrons, noise_power_spectrum
-from cryozssr.baselines.mmse import half_set_spectrum
 
 SIZE, FRAMES = 128, 24
 
