@@ -111,7 +111,38 @@ def dose_weights_rfft(
     doses = frame_doses(n_frames, dose_per_frame_e_per_a2, pre_exposure=pre_exposure, device=device)
     if frame_indices is not None:
         doses = doses[list(frame_indices)]
-    q = exposure_filter_rfft(
+    weights = DoseWeights(
         shape, doses, pixel_size_angstrom=pixel_size_angstrom, voltage_kv=voltage_kv, device=device
     )
-    return q / torch.sqrt(q.shape[0] * (q**2).sum(dim=0, keepdim=True)).clamp(min=1e-12)
+    return torch.stack([weights[n] for n in range(doses.numel())])
+
+
+class DoseWeights:
+    """The weights of :func:`dose_weights_rfft` for frames at ``doses`` (mid-frame, e/A^2), made one
+    frame at a time (``weights[n]``, ``(h, w//2+1)``): memory is two frames' worth, not ``t``."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        doses: torch.Tensor,
+        *,
+        pixel_size_angstrom: float,
+        voltage_kv: float = 300.0,
+        device: torch.device | None = None,
+    ) -> None:
+        self.shape, self.doses, self.device = shape, doses, device
+        self.pixel_size_angstrom, self.voltage_kv = pixel_size_angstrom, voltage_kv
+        total = sum(self._filter(n).square() for n in range(doses.numel()))
+        self.norm = torch.sqrt(doses.numel() * total).clamp(min=1e-12)
+
+    def _filter(self, n: int) -> torch.Tensor:
+        return exposure_filter_rfft(
+            self.shape,
+            self.doses[n],
+            pixel_size_angstrom=self.pixel_size_angstrom,
+            voltage_kv=self.voltage_kv,
+            device=self.device,
+        )
+
+    def __getitem__(self, n: int) -> torch.Tensor:
+        return self._filter(n) / self.norm

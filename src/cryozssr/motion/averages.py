@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cryozssr.dose import Exposure, exposure_filter_rfft, frame_doses
+from cryozssr.dose import DoseWeights, Exposure, frame_doses
 from cryozssr.errors import OptionError
 from cryozssr.fourier import cropped_frequencies, phase_ramp
 from cryozssr.motion.field import MotionField
@@ -68,7 +68,13 @@ def dose_weighted_average(
             pre_exposure=exposure.pre_exposure_e_per_a2,
             device=frames.device,
         )
-        weights = _DoseWeights((h, w), doses[idx], exposure, device=frames.device)
+        weights = DoseWeights(
+            (h, w),
+            doses[idx],
+            pixel_size_angstrom=exposure.pixel_size_angstrom,
+            voltage_kv=exposure.voltage_kv,
+            device=frames.device,
+        )
     g = motion.global_shifts_px.to(frames.device, torch.float32)
     if motion.local_shifts_px is None:
         ky, kx = _frequencies(frames)
@@ -85,35 +91,13 @@ def dose_weighted_average(
     return torch.fft.irfft2(acc, s=(h, w))
 
 
-class _DoseWeights:
-    """The weights of :func:`cryozssr.dose.dose_weights_rfft` over the selected frames, made one
-    frame at a time (``weights[n]``, ``(h, w//2+1)``): memory is two frames' worth, not ``n``."""
-
-    def __init__(self, shape: tuple[int, int], doses: torch.Tensor, exposure: Exposure, *, device):
-        self.shape, self.doses, self.exposure, self.device = shape, doses, exposure, device
-        total = sum(self._filter(n).square() for n in range(doses.numel()))
-        self.norm = torch.sqrt(doses.numel() * total).clamp(min=1e-12)
-
-    def _filter(self, n: int) -> torch.Tensor:
-        return exposure_filter_rfft(
-            self.shape,
-            self.doses[n],
-            pixel_size_angstrom=self.exposure.pixel_size_angstrom,
-            voltage_kv=self.exposure.voltage_kv,
-            device=self.device,
-        )
-
-    def __getitem__(self, n: int) -> torch.Tensor:
-        return self._filter(n) / self.norm
-
-
 def _frequencies(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     shape = tuple(frames.shape[-2:])
     return cropped_frequencies(shape, shape, device=frames.device)
 
 
 def _global_spectrum_sum(
-    frames: torch.Tensor, g: torch.Tensor, idx: list[int], weights: _DoseWeights | None
+    frames: torch.Tensor, g: torch.Tensor, idx: list[int], weights: DoseWeights | None
 ) -> torch.Tensor:
     """``sum_n w_n * rfft2(frames[idx[n]])`` moved by ``-g[idx[n]]`` (onto position 0), ``(h, w//2+1)``.
 
