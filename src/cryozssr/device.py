@@ -21,7 +21,10 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        log.warning("no CUDA device found: running on the CPU (slower; results are the same)")
+        log.warning(
+            "no CUDA device found: running on the CPU (slower; results agree with a GPU run to "
+            "rounding, not bit for bit)"
+        )
         return torch.device("cpu")
     if spec == "cpu":
         return torch.device("cpu")
