@@ -38,7 +38,8 @@ def demo(
 ) -> None:
     """Simulate apoferritin movies, super-resolve them with every method, evaluate, write a report.
 
-    The defaults take about 2.5 minutes on an idle 2-core CPU. Example: cryozssr demo --out demo/
+    The defaults take about 5 minutes on an idle 2-core CPU (4.8 min measured, with the half-set
+    runs and scores; --no-score skips them). Example: cryozssr demo --out demo/
     """
     from cryozssr.cli.evaluate import render_table
     from cryozssr.pipeline.demo import DemoConfig, run_demo
