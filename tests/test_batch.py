@@ -137,18 +137,26 @@ def test_done_outputs_are_verified_and_another_config_is_refused(
 def test_kill_9_at_five_random_points_then_resume_gives_the_same_bytes(movies, reference, tmp_path):
     out = tmp_path / "out"
     args = _args(movies, out)
-    # kill points drawn within the time a batch actually takes on this machine (timed here),
-    # scaled to what is left to do, so that the kills land mid-batch on a fast or a loaded machine
+    # each kill lands at a random point of a running batch on a fast or a loaded machine: after
+    # 0 or 1 more movie is recorded done (watched in the manifest), plus a random fraction of the
+    # time one movie takes here (timed first)
     started = time.perf_counter()
     assert wait_status(fork_cli(*_args(movies, tmp_path / "timed"))) == 0
-    batch_seconds = time.perf_counter() - started
+    movie_seconds = (time.perf_counter() - started) / N_MOVIES
     rng = random.Random(15)
     finished_at: dict[str, int] = {}  # stem -> st_ino of its SR once the manifest said done
     kills = 0
+
+    def done() -> int:
+        return len(_checksums(out)) if (out / mf.MANIFEST_NAME).exists() else 0
+
     for _ in range(5):
-        left = N_MOVIES - (len(_checksums(out)) if (out / mf.MANIFEST_NAME).exists() else 0)
+        target = done() + (rng.randrange(2) if N_MOVIES - done() > 2 else 0)
         pid = fork_cli(*args)
-        time.sleep(rng.uniform(0.05, 0.8) * batch_seconds * max(left, 1) / N_MOVIES)
+        deadline = time.perf_counter() + 60
+        while done() < target and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.8) * movie_seconds)
         os.kill(pid, signal.SIGKILL)
         kills += wait_status(pid) == -signal.SIGKILL
         if (out / mf.MANIFEST_NAME).exists():
