@@ -497,14 +497,19 @@ def noise_from_halves(even: AliasSums, odd: AliasSums, grid: AliasGrid) -> torch
     ``E|A_even - A_odd|^2 = sum_t q_t(k)^2 N(k)`` (all frames), whatever the detector's noise
     spectrum, its pixel correlation or the data's units (counts or not). What the two halves do
     not share of the signal (their damage differs by about one frame's) is counted as noise: small
-    where a frame's own signal-to-noise ratio is below one, as in low-dose movies. Averaged over
-    ``NOISE_SMOOTHING_BINS`` x ``NOISE_SMOOTHING_BINS`` neighbouring frequencies (the 2D shape, not
-    only radial, is kept); the zero frequency (the halves' dose difference) takes its neighbours'.
+    where a frame's own signal-to-noise ratio is below one, as in low-dose movies.
     """
-    both = even + odd
-    table = gram_tables(both, grid)
+    table = gram_tables(even + odd, grid)
+    return _noise_spectrum(even.average - odd.average, table, grid)
+
+
+def _noise_spectrum(difference: torch.Tensor, table: torch.Tensor, grid: AliasGrid) -> torch.Tensor:
+    """:func:`noise_from_halves` from the halves' ``difference`` of averages and the ``table`` of
+    all their frames: averaged over ``NOISE_SMOOTHING_BINS`` x ``NOISE_SMOOTHING_BINS``
+    neighbouring frequencies (the 2D shape, not only radial, is kept); the zero frequency (the
+    halves' dose difference) takes its neighbours'."""
     weight = (_lookup(table, grid, slice(-1, None), slice(None))[0].real).clamp(min=1e-12)
-    power = (even.average - odd.average).to(torch.complex128).abs().square() / weight
+    power = difference.to(torch.complex128).abs().square() / weight
     pad = NOISE_SMOOTHING_BINS // 2
     rows = torch.cat([power[-pad:], power, power[:pad]])  # rows wrap (fftfreq order)
     padded = torch.nn.functional.pad(rows[None], (pad, pad), mode="replicate")[0]
@@ -518,22 +523,23 @@ def solve_mmse(
     grid: AliasGrid,
     signal_power: list[torch.Tensor],
     *,
-    noise: torch.Tensor | None = None,
+    halves_difference: torch.Tensor | None = None,
     cache: GramCache | None = None,
     key: object = None,
 ) -> torch.Tensor:
     """The per-alias MMSE estimate under ``signal_power`` (per HR pixel, per alias ``(h, wr)``),
     rescaled per shell to unit mean gain (:mod:`cryozssr.baselines.misr`): ``(f h, f w)``.
 
-    ``noise``: the noise power per frame and LR coefficient ``(h, wr)`` (:func:`noise_from_halves`);
-    ``None``: Poisson counts (white, variance = the mean count).
+    ``halves_difference``: the even minus the odd frames' ``average`` sums, ``(h, wr)``: the noise
+    is measured from it (:func:`noise_from_halves`, on this solve's own table); ``None``: Poisson
+    counts (white, variance = the mean count).
     """
     f, h, w = grid.factor, grid.h, grid.w
     table = gram_tables(sums, grid).to(SOLVE_DTYPE)
-    if noise is None:
+    if halves_difference is None:
         sigma2 = max(sums.counts / (sums.n_frames * h * w), 1e-12) * h * w
     else:
-        sigma2 = noise.to(torch.float64)
+        sigma2 = _noise_spectrum(halves_difference, table, grid)
     precision = [sigma2 / (p * (f * h) * (f * w)).clamp(min=1e-300) for p in signal_power]
     x = torch.empty(f * f, h, grid.wr, dtype=SOLVE_DTYPE, device=table.device)
     gain = torch.empty_like(x)

@@ -224,14 +224,14 @@ def misr_halves_then_mmse(
         even, odd = solver.sums(tile, split=True)
         halves[0].add(tile, solver.tikhonov(tile, even, regularisation=regularisation))
         halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
-        noise = solver.noise(tile, even, odd) if noise_from_data else None
-        kept.append((even + odd, noise))
+        difference = even.average - odd.average if noise_from_data else None
+        kept.append((even + odd, difference))
     even_image, odd_image = (half.image().to(out_dtype) for half in halves)
     spectrum = spectrum_of_halves(even_image, odd_image)
     out = solver.blend()
     for tile in solver.tiles:
-        sums, noise = kept.pop(0)
-        out.add(tile, solver.mmse(tile, sums, spectrum, noise=noise))
+        sums, difference = kept.pop(0)
+        out.add(tile, solver.mmse(tile, sums, spectrum, halves_difference=difference))
     return out.image().to(out_dtype), (even_image, odd_image), spectrum
 
 
@@ -359,16 +359,19 @@ class TileSolver:
         sums: AliasSums,
         signal: RadialSpectrum,
         *,
-        noise: torch.Tensor | None = None,
+        halves_difference: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The tile's MMSE estimate under ``signal`` and ``noise`` (per frame and LR coefficient
-        of the tile; ``None``: Poisson), rescaled per shell (module docstring)."""
+        """The tile's MMSE estimate under ``signal``, its noise measured from ``halves_difference``
+        (even minus odd frames' average sums; ``None``: Poisson), rescaled per shell (module
+        docstring)."""
         grid = self.grid(tile)
         spectrum = signal.for_grid(self.factor * max(grid.h, grid.w))
         f = self.factor
         power = [spectrum.at(grid.rad_hr[a, b]) for a in range(f) for b in range(f)]
         cache, key = self._gram_cache(tile, sums)
-        return solve_mmse(sums, grid, power, noise=noise, cache=cache, key=key)
+        return solve_mmse(
+            sums, grid, power, halves_difference=halves_difference, cache=cache, key=key
+        )
 
     def noise(self, tile: Tile, even: AliasSums, odd: AliasSums) -> torch.Tensor:
         """The tile's noise power per frame and LR coefficient, from its even and odd sums."""
