@@ -46,6 +46,10 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(ALL))
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--seed", type=int, default=0)
+    # the no-truth score has its own validation (bench_score.py); here it would double the run time
+    ap.add_argument(
+        "--score", action="store_true", help="also run the half sets and the alias score"
+    )
     ap.add_argument("--summary", type=Path, default=Path("bench/results/headline.json"))
     args = ap.parse_args()
 
@@ -61,6 +65,7 @@ def main() -> None:
         zssr_preset=args.preset,
         device="cpu",
         seed=args.seed,
+        score=args.score,
     )
     load_start = os.getloadavg()
     t0 = time.perf_counter()
