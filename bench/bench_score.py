@@ -1,24 +1,30 @@
 """Does the no-truth alias score rank methods as the truth does? (issue 16)
 
-Three sets, every method on every movie, exactly as ``cryozssr run --half-sets`` makes them
+Five sets, every method on every movie, exactly as ``cryozssr run --half-sets`` makes them
 (:func:`cryozssr.pipeline.methods.super_resolve` on all frames, on the even and on the odd frames):
 
 * ``sim``: the plain simulation (:func:`cryozssr.simulate.simulate_movie`, apoferritin, K3 MTF,
-  dose 1.5 e/A^2/frame, local motion), motion estimated (global) on the LR frames; truth = the
-  noiseless CTF-modulated HR micrograph at the frame-0 position (``truth_ctf``).
+  dose 1.5 e/A^2/frame, local motion, an ideal counter: ``noise_model="poisson"``), motion
+  estimated (global) on the LR frames; truth = the noiseless CTF-modulated HR micrograph at the
+  frame-0 position (``truth_ctf``).
+* ``k3``, ``falcon4``: the same with the detector's counting statistics (the simulator's default
+  ``noise_model="counting"``; ``--detector k3`` / ``falcon4ec``: issue 13's realistic detectors).
 * ``real``: ``bench_real.py``'s pseudo-movie of a real Falcon 3 micrograph (its texture is the
   specimen), drift seeded per movie; truth = the specimen.
 * ``noise``: a flat Poisson movie (no specimen), the true drift given as the motion (estimating
   motion on pure noise is meaningless): every method must score 0 within noise.
 
 Per movie and method: the score (:func:`cryozssr.evaluate.score.alias_score`: ``rho``, ``z``,
-share of the frames' aliased signal), the truth FRC bands (:data:`FRC_BANDS`; their radial rings
-include in-band corners of the LR square) and ``truth_past_nyquist``: the FRC with the truth over
-HR frequencies outside the LR square up to 1.67x the LR Nyquist (what the score measures).
+share of the frames' aliased signal, its Wiener bound and the fraction of it), the truth FRC
+bands (:data:`FRC_BANDS`; their radial rings include in-band corners of the LR square) and
+``truth_past_nyquist``: the FRC with the truth over HR frequencies outside the LR square up to
+1.67x the LR Nyquist (what the score measures).
 Pairs of methods (ordered by ``z``, which orders the methods of one movie as ``rho`` does and
 exists where the aliased signal is too weak for ``rho``): the truth difference over movies (mean,
 standard error = the noise from repeats); a pair is *resolved* when ``|mean| > 2 SE``; the score
-must order every resolved pair as the truth does.
+must order every resolved pair as the truth does. Where a truth exists it is scored too, as if a
+method had returned it from both halves (``truth (oracle)``: ``rho ~ 1``, above the Wiener bound of
+an estimate from the frames).
 
     python bench/bench_score.py --sets sim,real,noise --n-movies 3 --frames 24
 """
@@ -26,6 +32,7 @@ must order every resolved pair as the truth does.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -48,6 +55,7 @@ from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum
 
 METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
+ORACLE = "truth (oracle)"
 INTERPOLATORS = ("bilinear", "bicubic", "fourier")
 
 
@@ -56,10 +64,26 @@ def truth_past_nyquist(image: torch.Tensor, truth: torch.Tensor) -> float:
     return register_and_frc(image, truth).past_nyquist
 
 
-def sim_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, torch.Tensor]:
+DETECTOR_SETS = {
+    "sim": ("k3", "poisson"),
+    "k3": ("k3", "counting"),
+    "falcon4": ("falcon4ec", "counting"),
+}
+
+
+def sim_movie(
+    index: int, args, *, detector: str = "k3", noise_model: str = "poisson"
+) -> tuple[torch.Tensor, MotionField, Exposure, torch.Tensor]:
     from cryozssr.simulate import SimulationConfig, simulate_movie
 
-    cfg = SimulationConfig(size_hr=2 * args.size_lr, frames=args.frames, particles=args.particles)
+    cfg = SimulationConfig(
+        size_hr=2 * args.size_lr,
+        frames=args.frames,
+        particles=args.particles,
+        detector=detector,
+        noise_model=noise_model,
+        dose_per_frame_e_per_a2=args.dose,
+    )
     movie = simulate_movie(cfg, seed=(args.seed, index))
     lr = movie.lr_counts.float()
     exposure = Exposure(
@@ -97,6 +121,7 @@ def score_movie(lr, motion, exposure, truth, method_names, seed) -> dict:
     t = lr.shape[0]
     out = {}
     for name in method_names:
+        print(f"  {name}", flush=True)
         t0 = time.perf_counter()
         full = bench_real.run_method(name, lr, motion, exposure, seed)
         t_full = time.perf_counter() - t0
@@ -110,27 +135,35 @@ def score_movie(lr, motion, exposure, truth, method_names, seed) -> dict:
         t1 = time.perf_counter()
         score = alias_score(lr, motion.global_shifts_px, halves, exposure=exposure)
         t_score = time.perf_counter() - t1
-        row = {
-            "score": {k: v for k, v in score.to_dict().items() if not k.startswith("shells")},
-            "seconds": {
-                "full": round(t_full, 2), "halves": round(t_halves, 2), "score": round(t_score, 2)
-            },
-        }  # fmt: skip
-        if truth is not None:
-            row["truth_frc"] = {
-                k: round(v, 4) for k, v in register_and_frc(full, truth).bands.items()
-            }
-            row["truth_past_nyquist"] = round(truth_past_nyquist(full, truth), 4)
-        out[name] = row
-        s = row["score"]
-        print(
-            f"  {name:14s} rho {s['rho'] if s['rho'] is None else round(s['rho'], 3)!s:>6} "
-            f"z {s['z']:7.1f} snr {s['aliased_signal_snr']:.4f}  "
-            f"truth past Nyq {row.get('truth_past_nyquist', '-')!s:>7}  "
-            f"{row['seconds']}",
-            flush=True,
-        )
+        out[name] = _row(score, full, truth, t_full, t_halves, t_score)
+    if truth is not None:
+        print(f"  {ORACLE}", flush=True)
+        t1 = time.perf_counter()
+        score = alias_score(lr, motion.global_shifts_px, (truth, truth), exposure=exposure)
+        out[ORACLE] = _row(score, truth, truth, 0.0, 0.0, time.perf_counter() - t1)
     return out
+
+
+def _row(score, full, truth, t_full, t_halves, t_score) -> dict:
+    row = {
+        "score": {k: v for k, v in score.to_dict().items() if not k.startswith("shells")},
+        "seconds": {
+            "full": round(t_full, 2), "halves": round(t_halves, 2), "score": round(t_score, 2)
+        },
+    }  # fmt: skip
+    if truth is not None:
+        row["truth_frc"] = {k: round(v, 4) for k, v in register_and_frc(full, truth).bands.items()}
+        row["truth_past_nyquist"] = round(truth_past_nyquist(full, truth), 4)
+    s = row["score"]
+    rho = s["rho"] if s["rho"] is None else round(s["rho"], 3)
+    print(
+        f"    rho {rho!s:>6} z {s['z']:7.1f} snr {s['aliased_signal_snr']:.4f} "
+        f"bound {s['explained_share_bound'] or 0:.3f} (z {s['bound_z']:.1f}) "
+        f"of bound {s['fraction_of_bound'] or 0:.2f}"
+        f"  truth past Nyq {row.get('truth_past_nyquist', '-')!s:>7}  {row['seconds']}",
+        flush=True,
+    )
+    return row
 
 
 def pairs(movies: list[dict], method_names) -> list[dict]:
@@ -164,12 +197,16 @@ def summary_table(movies: list[dict], method_names) -> dict:
         return {"mean": round(mean, 4), "sd": round(sd, 4), "n": len(vals)}
 
     table = {}
-    for name in method_names:
+    for name in [*method_names, ORACLE]:
+        if name not in movies[0]:
+            continue
         rows = [m[name] for m in movies]
         table[name] = {
             "rho": stats([r["score"]["rho"] for r in rows]),
             "z": stats([r["score"]["z"] for r in rows]),
-            "fraction_allowed": stats([r["score"]["fraction_allowed"] for r in rows]),
+            "explained_share": stats([r["score"]["explained_share"] for r in rows]),
+            "explained_share_bound": stats([r["score"]["explained_share_bound"] for r in rows]),
+            "fraction_of_bound": stats([r["score"]["fraction_of_bound"] for r in rows]),
             "recovered": [r["score"]["recovered"] for r in rows],
             "truth_past_nyquist": stats([r.get("truth_past_nyquist") for r in rows]),
             "truth_frc_nyquist_1.33x": stats(
@@ -198,13 +235,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/score.json"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--dose", type=float, default=1.5, help="simulated sets: e/A^2 per frame")
+    ap.add_argument("--label", default="", help="suffix of the sets' names in the output")
+    ap.add_argument("--merge", type=Path, nargs="*", help="merge these outputs into --out, stop")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     method_names = [m for m in args.methods.split(",") if m]
     load_start = os.getloadavg()
     t_all = time.perf_counter()
-    makers = {"sim": sim_movie, "real": real_movie, "noise": noise_movie}
+    makers = {"real": real_movie, "noise": noise_movie}
+    for key, (detector, noise_model) in DETECTOR_SETS.items():
+        makers[key] = functools.partial(sim_movie, detector=detector, noise_model=noise_model)
     results: dict[str, dict] = {}
     for name in [s for s in args.sets.split(",") if s]:
         if name == "real" and not args.micrograph.exists():
@@ -226,7 +271,7 @@ def main() -> None:
         entry["interpolators_recovered"] = {
             m: entry["summary"][m]["recovered"] for m in INTERPOLATORS if m in method_names
         }
-        results[name] = entry
+        results[name + args.label] = entry
         print(
             json.dumps({k: v for k, v in entry.items() if k != "per_movie"}, indent=1), flush=True
         )
@@ -234,8 +279,6 @@ def main() -> None:
         "cryozssr_version": cryozssr.__version__,
         "command": "python " + " ".join(sys.argv),
         "sizes": f"{args.size_lr}^2 LR, {args.frames} frames, {args.n_movies} movies per set",
-        "not_run": "a realistic-detector simulated set does not exist yet (issue 13); zssr's "
-        "network regimes (journal, workshop) left out for time (~1 min per run on this machine)",
         "bands_cycles_per_hr_px": FRC_BANDS,
         "sets": results,
         "total_seconds": round(time.perf_counter() - t_all, 1),
@@ -244,6 +287,21 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out} ({summary['total_seconds']:.0f} s)")
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One file from several runs (one per set, run in parallel): sets, commands, machines."""
+    merged: dict = {"cryozssr_version": cryozssr.__version__, "runs": {}, "sets": {}}
+    for path in paths:
+        record = json.loads(path.read_text())
+        for name, entry in record["sets"].items():
+            merged["sets"][name] = entry
+            merged["runs"][name] = {
+                k: record[k] for k in ("command", "sizes", "total_seconds", "machine")
+            }
+        merged["bands_cycles_per_hr_px"] = record["bands_cycles_per_hr_px"]
+    out.write_text(json.dumps(merged, indent=1))
+    print(f"wrote {out}: {', '.join(merged['sets'])}")
 
 
 if __name__ == "__main__":

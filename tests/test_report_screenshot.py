@@ -22,7 +22,7 @@ def _rows() -> list[Row]:
     lr.crop = torch.rand(64, 64, generator=g)
     sr = Row("misr", 1.5, figures={
         "score_movies": 2, "score_scored": 2, "score_recovered": 2, "score_rho": 0.4,
-        "score_rho_sd": 0.02, "score_percent_allowed": 16.0, "score_z": 40.0,
+        "score_rho_sd": 0.02, "score_percent_of_bound": 80.0, "score_z": 40.0,
         "frc_past_nyquist": 0.45, "seconds_per_movie": 12.0, "n_micrographs": 2,
     })  # fmt: skip
     sr.crop = torch.rand(128, 128, generator=g)
@@ -37,7 +37,7 @@ def test_the_report_reads_verdict_first_and_renders(tmp_path):
     )  # fmt: skip
     page = report.read_text()
     verdict = page.index(
-        "misr: recovered detail past the Nyquist: yes (16% of what the frames allow, z = 40.0"
+        "misr: recovered detail past the Nyquist: yes (80% of what the frames allow, z = 40.0"
     )
     assert verdict < page.index("All figures") < page.index("What the columns mean")
     assert "↑ higher is better" in page and "6.0–3.6 Å" in page  # bands in Angstrom

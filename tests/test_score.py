@@ -36,6 +36,27 @@ def test_the_truth_itself_scores_one_and_a_real_reconstruction_is_recovered(movi
     sr = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, misr))
     assert sr.rho is not None and 0.3 < sr.rho < oracle.rho
     assert sr.recovered and "yes" in sr.verdict()
+    # the truth explains all of the frames' aliased signal, more than any estimate from them can
+    assert oracle.explained_share == pytest.approx(1.0, abs=0.2)
+    assert oracle.fraction_of_bound > 2 and sr.explained_share_bound < 0.5
+
+
+@pytest.mark.parametrize("counts", [8.0, 800.0])
+def test_what_the_frames_allow_is_the_wiener_bound_reached_by_misr_and_one_without_noise(counts):
+    lr, shifts, scene = synthetic_movie(size_hr=192, n_frames=16, counts_per_hr_px=counts, seed=3)
+    motion = MotionField(shifts, tuple(lr.shape[-2:]))
+    lr = lr.float()
+    sr = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, misr))
+    oracle = alias_score(lr, motion.global_shifts_px, (scene.double(), scene.double()))
+    # misr solves the aliasing by least squares, close to the Wiener estimate at these counts
+    assert sr.fraction_of_bound == pytest.approx(1.0, abs=0.15)
+    assert f"{100 * sr.fraction_of_bound:.0f}% of what the frames allow" in sr.verdict()
+    # the noiseless limit: the frames allow everything and the truth is 100% of it
+    if counts > 100:
+        assert sr.explained_share_bound > 0.9
+        assert oracle.fraction_of_bound == pytest.approx(1.0, abs=0.1)
+    else:
+        assert sr.explained_share_bound < 0.5 and oracle.fraction_of_bound > 2
 
 
 @pytest.mark.parametrize("method", ["bilinear", "bicubic", "fourier"])
@@ -118,3 +139,38 @@ def test_run_records_the_score_and_evaluate_gives_the_verdict_without_truth(
     }
     assert rows[method]["score_scored"] == 1
     assert rows[method]["score_rho"] == pytest.approx(score["rho"])
+
+
+def test_evaluate_scores_only_the_movies_the_manifest_says_are_done(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from _cli import run_cli
+    from _synthetic import write_movies
+
+    movies = write_movies(tmp_path, 2, prefix="m", seed=1, size_hr=192, n_frames=12)
+    bad = tmp_path / "m_bad.mrc"
+    bad.write_bytes(movies[0].read_bytes()[:2000])  # truncated: recorded as failed
+    run_dir = tmp_path / "run"
+    status, _, err = run_cli(
+        monkeypatch, capsys, "run", *map(str, [*movies, bad]), "--out", str(run_dir),
+        "--method", "misr", "--half-sets", "--device", "cpu",
+    )  # fmt: skip
+    assert status == 3, err
+    # stale files of the failed movie and of one killed before its manifest entry: left out
+    for stem in ("m_bad", "m_killed"):
+        record = json.loads((run_dir / "m0.json").read_text()) | {"stem": stem}
+        record["outputs"] = {k: v.replace("m0", stem) for k, v in record["outputs"].items()}
+        (run_dir / f"{stem}.json").write_text(json.dumps(record))
+        for src in run_dir.glob("m0_*.mrc"):
+            shutil.copy(src, run_dir / src.name.replace("m0", stem))
+    status, _, err = run_cli(
+        monkeypatch, capsys, "evaluate", str(run_dir), "--out", str(tmp_path / "eval"),
+        "--tile", "64",
+    )  # fmt: skip
+    assert status == 0, err
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    rows = {r["name"]: r["figures"] for r in evaluation["rows"]}
+    assert rows["misr"]["score_movies"] == 2 and rows["misr"]["n_micrographs"] == 2
+    html = (tmp_path / "eval" / "report.html").read_text()
+    assert "2 movie(s) left out" in html and "m_bad: failed" in html and "m_killed: not in" in html

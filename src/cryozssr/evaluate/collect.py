@@ -7,6 +7,7 @@ The only file-reading module of :mod:`cryozssr.evaluate`. Bad input raises
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import torch
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError
 from cryozssr.io import movie_stem, open_movie, read_image
+
+log = logging.getLogger(__name__)
 
 PARTICLE_COLUMNS = (
     "rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot", "rlnAngleTilt",
@@ -32,6 +35,7 @@ class RunDir:
     path: Path
     method: str
     records: dict[str, dict[str, Any]]
+    left_out: dict[str, str] = field(default_factory=dict)  # stem -> why (not done per manifest)
 
     @property
     def stems(self) -> list[str]:
@@ -60,8 +64,43 @@ def method_label(record: dict[str, Any]) -> str:
     return f"{method}/{regime}" if regime else method
 
 
+def done_movies(path: Path) -> tuple[set[str], dict[str, str]] | None:
+    """``(stems done, {stem: why not})`` from the folder's batch manifest; ``None`` without one.
+
+    Done: the manifest's last entry says so, under the folder's current configuration, and its
+    files are as written (size and time): a failed, pending or killed movie is not done, even if
+    a ``<stem>.json`` of it exists.
+    """
+    from cryozssr.errors import OutputError
+    from cryozssr.pipeline.manifest import manifest_path, read_manifest, verify_done
+
+    if not manifest_path(path).is_file():
+        return None
+    try:
+        state = read_manifest(path)
+    except OutputError as exc:
+        raise InputError(str(exc)) from None
+    done, why = set(), {}
+    for stem, entry in state["movies"].items():
+        if entry.get("state") != "done":
+            reason = entry.get("reason")
+            why[stem] = f"{entry.get('state', 'unknown')}" + (f": {reason}" if reason else "")
+        elif state.get("fingerprint") and entry.get("fingerprint") != state["fingerprint"]:
+            why[stem] = "done under another configuration"
+        elif problem := verify_done(path, entry):
+            why[stem] = problem
+        else:
+            done.add(stem)
+    return done, why
+
+
 def read_run_dir(path: str | Path) -> RunDir:
-    """Read the ``<stem>.json`` records of a run folder; every stem must have its SR and average."""
+    """Read the records of a run folder's finished movies; each must have its SR and average.
+
+    With a batch manifest (every ``cryozssr run`` writes one) only the movies it says are done
+    count; the others are listed in ``left_out``. A folder without one (written by hand or by an
+    older version) is taken as it is.
+    """
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: not a folder (expected the output folder of `cryozssr run`)")
@@ -75,10 +114,21 @@ def read_run_dir(path: str | Path) -> RunDir:
             records[rec.get("stem", js.stem)] = rec
     if not records:
         raise InputError(f"{path}: no run records (<stem>.json from `cryozssr run`) in this folder")
+    manifest = done_movies(path)
+    left_out: dict[str, str] = {}
+    if manifest is None:
+        log.debug("%s: no batch manifest: every <stem>.json is taken as a finished movie", path)
+    else:
+        done, why = manifest
+        for stem in sorted(set(records) - done):
+            left_out[stem] = why.get(stem, "not in the manifest (interrupted?)")
+            del records[stem]
+        if not records:
+            raise InputError(f"{path}: no movie is done according to its manifest")
     methods = {method_label(r) for r in records.values()}
     if len(methods) != 1:
         raise InputError(f"{path}: mixes methods {sorted(methods)}; give one folder per method")
-    run = RunDir(path, methods.pop(), records)
+    run = RunDir(path, methods.pop(), records, left_out)
     for stem in run.stems:
         for key in ("sr", "avg"):
             if run.file(stem, key) is None:

@@ -53,6 +53,7 @@ class Row:
     truth_crop: torch.Tensor | None = None
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)  # movies the run did not finish
 
 
 def _mean(values: list[float]) -> float | None:
@@ -108,7 +109,7 @@ def evaluate_runs(
         p = float(r.records[stems[0]]["input_pixel_size_angstrom"])
         if abs(p - px_lr) > 1e-3 * px_lr:
             raise InputError(f"{r.path}: pixel size {p} A differs from {base.path} ({px_lr} A)")
-    rows = [Row("LR", px_lr)] + [Row(r.method, px_lr / 2) for r in runs]
+    rows = [Row("LR", px_lr)] + [Row(r.method, px_lr / 2, left_out=r.left_out) for r in runs]
     names = [r.name for r in rows]
     if len(set(names)) != len(names):
         raise InputError(f"two run folders hold the same method ({', '.join(names[1:])})")
@@ -258,16 +259,22 @@ def _summarise_scores(row: Row) -> None:
     row.figures["score_movies"] = len(row.scores)
     row.figures["score_scored"] = len(scored)
     row.figures["score_recovered"] = sum(  # the current rule, also on records of older versions
-        is_recovered(s["z"], s.get("fraction_allowed"), measurable=s.get("rho") is not None)
+        is_recovered(
+            s["z"],
+            s.get("explained_share", s.get("fraction_allowed")),  # (its name before 0.1.0's end)
+            measurable=s.get("rho") is not None,
+        )
         for s in scored
     )
-    rhos = [s["rho"] for s in scored if s.get("rho") is not None]
-    fracs = [s["fraction_allowed"] for s in scored if s.get("fraction_allowed") is not None]
-    row.figures["score_rho"] = _mean(rhos)
-    if len(rhos) > 1:
-        row.figures["score_rho_sd"] = statistics.stdev(rhos)
-    row.figures["score_z"] = _mean([s["z"] for s in scored])
-    row.figures["score_percent_allowed"] = 100 * max(_mean(fracs) or 0.0, 0.0) if fracs else None
+    fracs = [100 * s["fraction_of_bound"] for s in scored if s.get("fraction_of_bound") is not None]
+    for key, values in (
+        ("score_rho", [s["rho"] for s in scored if s.get("rho") is not None]),
+        ("score_z", [s["z"] for s in scored]),
+        ("score_percent_of_bound", fracs),
+    ):
+        row.figures[key] = _mean(values)
+        if len(values) > 1:
+            row.figures[f"{key}_sd"] = statistics.stdev(values)
 
 
 def _summarise(row: Row, sim: SimDir | None, stems: list[str]) -> None:

@@ -27,8 +27,20 @@ their own noise. The noise is independent of ``X`` (other frames), so
 * the score is the noise-debiased correlation ``rho = C / sqrt(|Pi P|^2 S)``: 1 when ``X``'s
   detail past the Nyquist is the specimen's (up to a gain), 0 when it is unrelated to it.
   ``rho^2`` is the share of the frames' aliased signal power it explains ("what the frames
-  allow"); ``z = C / sqrt(sigma^2 |Pi P|^2)`` is its significance (``z ~ N(0, 1)`` for a method
-  that recovers nothing).
+  allow" in the held-out frames); ``z = C / sqrt(sigma^2 |Pi P|^2)`` is its significance
+  (``z ~ N(0, 1)`` for a method that recovers nothing).
+
+The truth itself scores ``rho ~ 1``, but no estimator made from one half's frames can: their own
+noise limits it. The bound is the Wiener limit. At each frequency the source half's frames hold
+aliased signal power ``S_src`` against noise ``3 sigma_src^2`` in the 3-dimensional subspace the
+aliases span, so the best linear estimate (Gaussian prior: independent frequencies, no knowledge of
+the specimen) explains at most ``w = S_src / (S_src + 3 sigma_src^2)`` of the aliased signal; pooled
+over the band, ``rho_max^2 = sum w S_held / sum S_held``. ``S_src`` and ``sigma_src^2`` are measured
+on the source half (where it is held out in the other fold: independent of the held-out frames, so
+``sum w S_held`` is unbiased), smoothed over a small window of frequencies (CTF rings vary the
+signal within a shell; pooling a whole shell would understate the bound). ``rho^2 / rho_max^2`` is
+"what the frames allow" in the report: 100% for a Wiener-optimal estimate, more only with prior
+knowledge of the specimen (a network's, or the truth's).
 
 An interpolated image's past-Nyquist content is a fixed mirror of its in-band content: it cannot
 follow the frame-to-frame changes of the aliasing, and scores ~0. Both folds (even -> odd, odd ->
@@ -66,19 +78,22 @@ HEADLINE_BAND: tuple[float, float] = (1.0 / 6.0, 0.5)
 Z_RECOVERED = 4.0
 #: Smallest share of the frames' aliased signal called a recovery (below it: "nothing useful").
 FRACTION_RECOVERED = 0.01
+#: Significance of the Wiener bound's signal below which "what the frames allow" is not given.
+Z_BOUND = 3.0
 #: Aliased signal power over noise power below which the frames are said to hold nothing to check.
 MIN_ALIASED_SNR = 1e-3
 _N_SHELLS = 24
 _ROW_CHUNK = 32
 _TAPER_LR_PX = 16
 _GUARD_BINS = 4
+_SMOOTH_BINS = 5  # window over which the source half's signal and noise are averaged
 
 
-def is_recovered(z: float, fraction_allowed: float | None, *, measurable: bool) -> bool:
+def is_recovered(z: float, explained_share: float | None, *, measurable: bool) -> bool:
     """The verdict's rule: ``z >= Z_RECOVERED`` and, if measurable, ``rho^2 >= FRACTION_RECOVERED``."""
     if z < Z_RECOVERED:
         return False
-    return not measurable or (fraction_allowed or 0.0) >= FRACTION_RECOVERED
+    return not measurable or (explained_share or 0.0) >= FRACTION_RECOVERED
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,10 @@ class AliasScore:
 
     rho: float | None
     z: float
-    fraction_allowed: float | None
+    explained_share: float | None
+    explained_share_bound: float | None
+    fraction_of_bound: float | None
+    bound_z: float
     aliased_signal_snr: float
     n_held_out_frames: int
     bands: dict[str, float | None] = field(default_factory=dict)
@@ -96,26 +114,28 @@ class AliasScore:
 
     @property
     def recovered(self) -> bool:
-        """Significant (``z`` >= 4) and, where measurable, at least 1% of what the frames allow."""
-        return is_recovered(self.z, self.fraction_allowed, measurable=self.rho is not None)
+        """Significant (``z`` >= 4) and, where measurable, ``rho^2`` at least 1%."""
+        return is_recovered(self.z, self.explained_share, measurable=self.rho is not None)
 
     def verdict(self) -> str:
         """One plain sentence for the report."""
-        if self.rho is None:
-            why = "the frames' aliased signal is too weak to measure against their noise"
-            head = f"recovered detail past the Nyquist: {'yes' if self.recovered else 'no'}"
-            share = "; share not measurable: " if self.recovered else "; "
-            return f"{head} (z = {self.z:.1f}){share}{why}"
-        pct = 100 * max(self.fraction_allowed or 0.0, 0.0)
-        if self.recovered:
-            return f"recovered detail past the Nyquist: yes, {pct:.0f}% of what the frames allow"
-        return f"recovered detail past the Nyquist: no ({pct:.1f}% of what the frames allow)"
+        head = f"recovered detail past the Nyquist: {'yes' if self.recovered else 'no'}"
+        if self.fraction_of_bound is not None:
+            pct = 100 * max(self.fraction_of_bound, 0.0)
+            return f"{head}, {pct:.0f}% of what the frames allow"
+        if self.rho is not None:
+            return f"{head} (rho = {self.rho:.2f}; what the frames allow is not measurable)"
+        why = "the frames' aliased signal is too weak to measure against their noise"
+        return f"{head} (z = {self.z:.1f}); {why}"
 
     def to_dict(self) -> dict:
         return {
             "rho": self.rho,
             "z": self.z,
-            "fraction_allowed": self.fraction_allowed,
+            "explained_share": self.explained_share,
+            "explained_share_bound": self.explained_share_bound,
+            "fraction_of_bound": self.fraction_of_bound,
+            "bound_z": self.bound_z,
             "aliased_signal_snr": self.aliased_signal_snr,
             "n_held_out_frames": self.n_held_out_frames,
             "recovered": self.recovered,
@@ -145,10 +165,41 @@ def alias_score(
     for half in halves:
         if tuple(half.shape) != (2 * h, 2 * w):
             raise ValueError(f"half-set images must be {(2 * h, 2 * w)}, got {tuple(half.shape)}")
-    sums = torch.zeros(5, _N_SHELLS, dtype=torch.float64, device=frames.device)
-    for src, held in ((0, 1), (1, 0)):
-        sums += _fold(frames, shifts_px, halves[src], src=src, held=held, exposure=exposure)
+    folds = [
+        _fold(frames, shifts_px, halves[src], src=src, held=1 - src, exposure=exposure)
+        for src in (0, 1)
+    ]
+    sums = torch.zeros(7, _N_SHELLS, dtype=torch.float64, device=frames.device)
+    for f, (fold_sums, signal, sigma2, shell, use) in enumerate(folds):
+        # the source half of fold f is the held-out half of the other fold: its measurements
+        # there give the Wiener share an estimate from it can at best explain, per frequency
+        _, src_signal, src_sigma2, _, _ = folds[1 - f]
+        w = _wiener_share(src_signal, src_sigma2, use)
+        sums[:5] += fold_sums
+        sums[5].index_add_(0, shell[use], (w * signal)[use])
+        # its variance: |Pi Y|^2 over n - 1 dimensions of noise varies by (n - 1) sigma^4
+        n1 = float(fold_sums[3].sum() / sigma2[use].sum().clamp(min=1e-300))
+        sums[6].index_add_(0, shell[use], (w**2 * n1 * sigma2**2)[use])
     return _summarise(sums, n_held=t // 2)
+
+
+def _wiener_share(signal: torch.Tensor, sigma2: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """``S / (S + 3 sigma^2)`` per frequency, ``S`` and ``sigma^2`` averaged over a small window.
+
+    ``signal`` ``(h, w)``: aliased signal power summed over one half's frames (noise-debiased, so
+    it can be negative); ``sigma2``: the per-frame noise power; 3 = the aliases' subspace.
+    """
+    k = _SMOOTH_BINS
+
+    def smooth(v: torch.Tensor) -> torch.Tensor:
+        v = torch.nn.functional.pad(v[None, None], (k // 2,) * 4, mode="circular")
+        return torch.nn.functional.avg_pool2d(v, k, stride=1)[0, 0]
+
+    mask = use.to(signal.dtype)
+    n = smooth(mask).clamp(min=1e-12)
+    s = (smooth(signal * mask) / n).clamp(min=0)
+    noise = 3 * smooth(sigma2 * mask) / n
+    return torch.where(s > 0, s / (s + noise).clamp(min=1e-300), torch.zeros_like(s))
 
 
 def _crop(t_shifts: torch.Tensor, h: int, w: int) -> tuple[int, int, int, torch.Tensor]:
@@ -206,9 +257,11 @@ def _fold(
     src: int,
     held: int,
     exposure: Exposure | None,
-) -> torch.Tensor:
-    """``(5, shells)`` sums of one fold: ``C``, ``|Pi P|^2``, ``|Pi Y|^2``, its expected noise
-    power ``(n - 1) sigma^2`` and the variance of ``C``, ``sigma^2 |Pi P|^2``."""
+) -> tuple[torch.Tensor, ...]:
+    """One fold: ``(5, shells)`` sums (``C``, ``|Pi P|^2``, ``|Pi Y|^2``, its expected noise power
+    ``(n - 1) sigma^2``, the variance of ``C``: ``sigma^2 |Pi P|^2``) and, per frequency of the
+    crop, the held-out frames' aliased signal ``|Pi Y|^2 - (n - 1) sigma^2``, ``sigma^2``, the
+    shell index and the mask of frequencies used."""
     dev = frames.device
     t, h, w = frames.shape
     idx = list(range(held, t, 2))
@@ -249,6 +302,8 @@ def _fold(
     use = use & (ky.abs() * hc > 1.5) & (kx.abs() * wc > 1.5)
 
     out = torch.zeros(5, _N_SHELLS, dtype=torch.float64, device=dev)
+    signal_map = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
+    sigma2_map = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
     for r0 in range(0, hc, _ROW_CHUNK):
         sl = slice(r0, r0 + _ROW_CHUNK)
         a = torch.stack([crop(i, resid[i], sl) for i in range(n)])  # (n, rows, wc, 2, 2)
@@ -274,12 +329,30 @@ def _fold(
         )
         for i, v in enumerate(terms):
             out[i].index_add_(0, sh, v[keep].double())
-    return out
+        signal_map[sl] = (terms[2] - terms[3]).double()
+        sigma2_map[sl] = sigma2.double()
+    use_map = use.expand(hc, wc)
+    return out, signal_map, sigma2_map, shell.expand(hc, wc), use_map
+
+
+def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
+    """From pooled ``(7,)`` sums: ``rho_max^2`` (``None`` where the frames' aliased signal is not
+    measurable), the fraction of it a method reaches, ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)``
+    with ``W = sum w S_held`` (``None`` unless ``W`` is significant), and ``W``'s significance."""
+    c, pp, yp, noise = (float(v) for v in sums[:4])
+    explained, var = float(sums[5]), float(sums[6])
+    bound_z = explained / math.sqrt(var) if var > 0 else 0.0
+    signal = yp - noise
+    if bound_z < Z_BOUND:
+        return None, None, bound_z
+    measurable = signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR
+    fraction = c * abs(c) / (pp * explained) if pp > 0 else None
+    return (explained / signal if measurable else None), fraction, bound_z
 
 
 def _rho(sums: torch.Tensor) -> tuple[float | None, float, float]:
-    """``(rho, z, aliased SNR)`` from pooled ``(5,)`` sums; ``rho`` is ``None`` without signal."""
-    c, pp, yp, noise, var_c = (float(v) for v in sums)
+    """``(rho, z, aliased SNR)`` from pooled sums; ``rho`` is ``None`` without signal."""
+    c, pp, yp, noise, var_c = (float(v) for v in sums[:5])
     z = c / math.sqrt(var_c) if var_c > 0 else 0.0
     signal = yp - noise
     snr = signal / noise if noise > 0 else 0.0
@@ -296,12 +369,17 @@ def _summarise(sums: torch.Tensor, *, n_held: int) -> AliasScore:
         sel = [i for i, k in enumerate(centres) if lo <= k < hi]
         return sums[:, sel].sum(1)
 
-    rho, z, snr = _rho(pooled(*HEADLINE_BAND))
+    headline = pooled(*HEADLINE_BAND)
+    rho, z, snr = _rho(headline)
+    bound, fraction, bound_z = _bound(headline)
     bands = {name: _rho(pooled(lo, hi))[0] for name, (lo, hi) in SCORE_BANDS.items()}
     return AliasScore(
         rho=rho,
         z=z,
-        fraction_allowed=None if rho is None else math.copysign(rho * rho, rho),
+        explained_share=None if rho is None else math.copysign(rho * rho, rho),
+        explained_share_bound=bound,
+        fraction_of_bound=fraction,
+        bound_z=bound_z,
         aliased_signal_snr=snr,
         n_held_out_frames=n_held,
         bands=bands,

@@ -32,17 +32,23 @@ def columns(lr_pixel_angstrom: float) -> list[Column]:
     a133, a167 = nyq / (4 / 3), nyq / (5 / 3)
     far = nyq * 0.25 / PAST_NYQUIST_LIMIT
     return [
-        Column("score_percent_allowed", "past-Nyq detail, % allowed", "{:.1f}", "higher",
-               "No truth needed (--half-sets runs): share of the aliased signal in the frames "
-               "held out that the method's detail past the LR Nyquist predicts. 0 = interpolation "
-               "or invented detail, 100 = all the frames allow."),
+        Column("score_percent_of_bound", "past-Nyq detail, % of what frames allow", "{:.0f}",
+               "higher",
+               "No truth needed (--half-sets runs): the share of the held-out frames' aliased "
+               "signal that the method's detail past the LR Nyquist (made from the other half) "
+               "predicts, over the share the best linear (Wiener) estimate from that half could "
+               "predict given the frames' measured signal and noise. 0 = interpolation or "
+               "invented detail, 100 = all the frames allow; above 100 only with prior knowledge "
+               "of the specimen."),
         Column("score_rho", "alias score ρ", "{:.3f}", "higher",
-               "The same as a correlation (−1..1): the percentage is ρ² in %."),
+               "Correlation (−1..1) of that detail with the frames' aliased signal; the truth "
+               "itself scores 1, no estimate from half the frames can (their noise)."),
         Column("score_z", "alias score z", "{:.1f}", "higher",
                "Significance of the score: ≥ 4 = real detail past the Nyquist; about 0 ± 1 = none. "
                "Exists even where the frames' aliased signal is too weak for ρ and %."),
         Column("score_recovered", "recovered (movies)", "{}", "higher",
-               "Movies where the score is significant (z ≥ 4) and ≥ 1% of what the frames allow."),
+               "Movies where the score is significant (z ≥ 4) and, where ρ is measurable, "
+               "ρ² ≥ 1%."),
         Column("frc_past_nyquist", f"FRC vs truth past Nyq ({nyq:.1f}–{far:.1f} Å)", "{:.3f}",
                "higher", "Simulations only: correlation with the truth over the frequencies past "
                "the LR Nyquist only (outside the LR pixel's square band): what the score estimates."),
@@ -109,14 +115,14 @@ def verdict(row: Row) -> str:
     if row.name == "HR":
         return "HR: the same movie recorded with 2x smaller pixels (simulation only): the ceiling."
     if f.get("score_scored"):
-        pct = f.get("score_percent_allowed")
+        pct = f.get("score_percent_of_bound")
         n, rec = f["score_scored"], f["score_recovered"]
         yes = "yes" if rec * 2 > n else ("in some movies" if rec else "no")
         z = f"z = {f['score_z']:.1f}"
         share = (
             f"{pct:.0f}% of what the frames allow, {z}"
             if pct is not None
-            else f"{z}; the frames' aliased signal is too weak to give a %"
+            else f"{z}; what the frames allow is not measurable here"
         )
         parts.append(f"recovered detail past the Nyquist: {yes} ({share}; {rec}/{n} movies)")
     elif f.get("score_movies"):
@@ -129,7 +135,7 @@ def verdict(row: Row) -> str:
 
 
 def warnings(rows: Sequence[Row]) -> list[str]:
-    """Plain-words warnings: underpowered 3D, no score."""
+    """Plain-words warnings: underpowered 3D, movies left out, no score."""
     out = []
     counts = [r.figures.get("n_particles") for r in rows if r.figures.get("n_particles")]
     if counts and min(counts) < MIN_PARTICLES_3D:
@@ -138,6 +144,14 @@ def warnings(rows: Sequence[Row]) -> list[str]:
             f"{MIN_PARTICLES_3D}): differences of a few tenths of an Å between methods are "
             "noise here. Use more micrographs or particles before reading them."
         )
+    for r in rows:
+        if r.left_out:
+            listed = "; ".join(f"{stem}: {why}" for stem, why in list(r.left_out.items())[:3])
+            more = f" (and {len(r.left_out) - 3} more)" if len(r.left_out) > 3 else ""
+            out.append(
+                f"{r.name}: {len(r.left_out)} movie(s) left out, not done according to the "
+                f"run's manifest ({listed}{more})."
+            )
     if not any(r.figures.get("score_scored") for r in rows):
         out.append(
             "No method has an alias score: run `cryozssr run --half-sets` to check recovered "
@@ -153,7 +167,7 @@ def terminal_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     for r in rows:
         f = r.figures
         if f.get("score_scored"):
-            pct = f.get("score_percent_allowed")
+            pct = f.get("score_percent_of_bound")
             rec, n = f["score_recovered"], f["score_scored"]
             yes = "yes" if rec * 2 > n else (f"{rec}/{n}" if rec else "no")
             verdict_cell = f"{yes} {pct:.0f}%" if pct is not None else yes
