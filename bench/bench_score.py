@@ -238,9 +238,13 @@ def main() -> None:
     ap.add_argument("--dose", type=float, default=1.5, help="simulated sets: e/A^2 per frame")
     ap.add_argument("--label", default="", help="suffix of the sets' names in the output")
     ap.add_argument("--merge", type=Path, nargs="*", help="merge these outputs into --out, stop")
+    ap.add_argument("--markdown", action="store_true", help="print --out's tables, stop")
     args = ap.parse_args()
     if args.merge:
         merge(args.merge, args.out)
+        return
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -302,6 +306,68 @@ def merge(paths: list[Path], out: Path) -> None:
         merged["bands_cycles_per_hr_px"] = record["bands_cycles_per_hr_px"]
     out.write_text(json.dumps(merged, indent=1))
     print(f"wrote {out}: {', '.join(merged['sets'])}")
+
+
+def markdown(record: dict) -> str:
+    """The README's validation tables and pair lists from a (merged) output."""
+
+    def ms(st, fmt="{:.3f}", scale=1.0):
+        if not st:
+            return "–"
+        text = fmt.format(scale * st["mean"])
+        return text + (" ± " + fmt.format(scale * st["sd"]) if st["n"] > 1 else "")
+
+    out = []
+    for name, entry in record["sets"].items():
+        if "summary" not in entry:
+            continue
+        run = record.get("runs", {}).get(name, {})
+        out.append(
+            f"**{name}** ({run.get('sizes', '')}): resolved pairs in the truth's order "
+            f"{entry.get('resolved_pairs_in_truth_order', '–')}\n"
+        )
+        out.append(
+            "| method | truth past Nyq | z | z / z of the truth | score ρ | % of what the "
+            "frames allow | bound ρ²max | yes (movies) | s: run / halves + score |"
+        )
+        out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        movies = entry["per_movie"]
+        for method, st in entry["summary"].items():
+            rel = None
+            if ORACLE in movies[0] and method != ORACLE:
+                vals = [m[method]["score"]["z"] / m[ORACLE]["score"]["z"] for m in movies]
+                mean = sum(vals) / len(vals)
+                sd = (sum((v - mean) ** 2 for v in vals) / max(len(vals) - 1, 1)) ** 0.5
+                rel = {"mean": mean, "sd": sd, "n": len(vals)}
+            secs = "–"
+            if method != ORACLE:
+                secs = (
+                    f"{st['seconds_full']['mean']:.0f} / "
+                    f"{st['seconds_halves_plus_score']['mean']:.0f}"
+                )
+            out.append(
+                f"| {method} | {ms(st['truth_past_nyquist'])} | {ms(st['z'], '{:.1f}')} | "
+                f"{ms(rel, '{:.2f}')} | {ms(st['rho'])} | "
+                f"{ms(st['fraction_of_bound'], '{:.0f}', 100)} | "
+                f"{ms(st['explained_share_bound'])} | "
+                f"{sum(st['recovered'])}/{len(st['recovered'])} | {secs} |"
+            )  # fmt: skip
+        bz = [m[method]["score"]["bound_z"] for m in movies for method in m if method != ORACLE]
+        if bz and max(bz) >= 3:
+            out.append(
+                f"\nThe bound's significance per movie: {min(bz):.1f}–{max(bz):.1f} (its relative "
+                f"error {100 / max(bz):.0f}–{100 / max(min(bz), 1e-9):.0f}%)"
+            )
+        for p in entry.get("pairs", []):
+            if (p["resolved"] and not p["agree"]) or {"misr", "mmse"} == set(p["pair"]):
+                out.append(
+                    f"\n{p['pair'][0]} − {p['pair'][1]}: truth {p['truth_diff']:+.4f} ± "
+                    f"{p['truth_diff_se']:.4f} (SE over movies), score z {p['score_diff']:+.1f}, "
+                    f"{'resolved' if p['resolved'] else 'not resolved'}"
+                    + ("" if not p["resolved"] else (", agrees" if p["agree"] else ", MISORDERED"))
+                )
+        out.append("")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

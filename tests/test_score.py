@@ -50,7 +50,8 @@ def test_what_the_frames_allow_is_the_wiener_bound_reached_by_misr_and_one_witho
     oracle = alias_score(lr, motion.global_shifts_px, (scene.double(), scene.double()))
     # misr solves the aliasing by least squares, close to the Wiener estimate at these counts
     assert sr.fraction_of_bound == pytest.approx(1.0, abs=0.15)
-    assert f"{100 * sr.fraction_of_bound:.0f}% of what the frames allow" in sr.verdict()
+    assert f"{100 * sr.fraction_of_bound:.0f}% (± " in sr.verdict()
+    assert 0 < sr.fraction_of_bound_se < 0.3  # the bound's own noise, stated
     # the noiseless limit: the frames allow everything and the truth is 100% of it
     if counts > 100:
         assert sr.explained_share_bound > 0.9

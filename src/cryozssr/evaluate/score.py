@@ -113,6 +113,13 @@ class AliasScore:
     shells_rho: list[float | None] = field(default_factory=list)
 
     @property
+    def fraction_of_bound_se(self) -> float | None:
+        """Standard error of :attr:`fraction_of_bound`: ``C`` (``1 / z``, squared) and ``W``."""
+        if self.fraction_of_bound is None or self.z == 0:
+            return None
+        return abs(self.fraction_of_bound) * math.sqrt(1 / self.bound_z**2 + 4 / self.z**2)
+
+    @property
     def recovered(self) -> bool:
         """Significant (``z`` >= 4) and, where measurable, ``rho^2`` at least 1%."""
         return is_recovered(self.z, self.explained_share, measurable=self.rho is not None)
@@ -122,7 +129,8 @@ class AliasScore:
         head = f"recovered detail past the Nyquist: {'yes' if self.recovered else 'no'}"
         if self.fraction_of_bound is not None:
             pct = 100 * max(self.fraction_of_bound, 0.0)
-            return f"{head}, {pct:.0f}% of what the frames allow"
+            se = 100 * (self.fraction_of_bound_se or 0.0)
+            return f"{head}, {pct:.0f}% (± {se:.0f}%) of what the frames allow"
         if self.rho is not None:
             return f"{head} (rho = {self.rho:.2f}; what the frames allow is not measurable)"
         why = "the frames' aliased signal is too weak to measure against their noise"
@@ -135,6 +143,7 @@ class AliasScore:
             "explained_share": self.explained_share,
             "explained_share_bound": self.explained_share_bound,
             "fraction_of_bound": self.fraction_of_bound,
+            "fraction_of_bound_se": self.fraction_of_bound_se,
             "bound_z": self.bound_z,
             "aliased_signal_snr": self.aliased_signal_snr,
             "n_held_out_frames": self.n_held_out_frames,
