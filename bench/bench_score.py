@@ -136,6 +136,10 @@ def score_movie(lr, motion, exposure, truth, method_names, seed) -> dict:
         score = alias_score(lr, motion.global_shifts_px, halves, exposure=exposure)
         t_score = time.perf_counter() - t1
         out[name] = _row(score, full, truth, t_full, t_halves, t_score)
+        if truth is not None:  # what the score judges: the halves (half the frames each)
+            out[name]["truth_past_nyquist_halves"] = round(
+                sum(truth_past_nyquist(h, truth) for h in halves) / 2, 4
+            )
     if truth is not None:
         print(f"  {ORACLE}", flush=True)
         t1 = time.perf_counter()
@@ -308,6 +312,12 @@ def merge(paths: list[Path], out: Path) -> None:
     print(f"wrote {out}: {', '.join(merged['sets'])}")
 
 
+def _se(values: list[float]) -> float:
+    n = len(values)
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.inf
+
+
 def markdown(record: dict) -> str:
     """The README's validation tables and pair lists from a (merged) output."""
 
@@ -360,9 +370,20 @@ def markdown(record: dict) -> str:
             )
         for p in entry.get("pairs", []):
             if (p["resolved"] and not p["agree"]) or {"misr", "mmse"} == set(p["pair"]):
+                a, b = p["pair"]
+                dz = [m[a]["score"]["z"] - m[b]["score"]["z"] for m in movies]
+                se = _se(dz)
+                halves = ""
+                if "truth_past_nyquist_halves" in movies[0][a]:
+                    dh = [
+                        m[a]["truth_past_nyquist_halves"] - m[b]["truth_past_nyquist_halves"]
+                        for m in movies
+                    ]
+                    halves = f", truth of the halves {sum(dh) / len(dh):+.4f} ± {_se(dh):.4f}"
                 out.append(
-                    f"\n{p['pair'][0]} − {p['pair'][1]}: truth {p['truth_diff']:+.4f} ± "
-                    f"{p['truth_diff_se']:.4f} (SE over movies), score z {p['score_diff']:+.1f}, "
+                    f"\n{a} − {b}: truth {p['truth_diff']:+.4f} ± "
+                    f"{p['truth_diff_se']:.4f} (SE over movies){halves}, score z "
+                    f"{p['score_diff']:+.1f} ± {se:.1f}, "
                     f"{'resolved' if p['resolved'] else 'not resolved'}"
                     + ("" if not p["resolved"] else (", agrees" if p["agree"] else ", MISORDERED"))
                 )
