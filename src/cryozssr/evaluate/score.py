@@ -52,6 +52,10 @@ The prediction is made on the whole (periodic) grid, exactly, then every held-ou
 prediction are cut at the integer part of the frame's shift (as misr's tiles are) and given the
 same soft edge, so the periodic model holds up to the sub-pixel remainder; frequencies next to the
 LR Nyquist (a few bins) and on the axes are skipped. Global motion only (a local field is ignored).
+Known limit: in-band content that fades from frame to frame otherwise than the exposure filter says
+(radiation damage on the simulated sets) lands mostly outside the alias directions and inflates
+``sigma^2``: there the measured aliased signal ``S`` is biased low (negative), so ``rho`` and the
+bound are not given, while ``z`` (a ratio to ``sigma``) is only made conservative.
 Cost: about one misr run of the same movie (``bench/bench_score.py``).
 """
 
