@@ -100,6 +100,7 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         mtf_path=str(p["mtf"]) if p.get("mtf") else None,
         eer_fractions=p["eer_fractions"],
         motion_patches=(p["patches"], p["patches"]) if p["patches"] is not None else None,
+        motion_refine=p["motion_refine"],
         half_sets=p["half_sets"],
         zssr_checkpoint=str(p["zssr_checkpoint"]) if p.get("zssr_checkpoint") else None,
     )

@@ -62,6 +62,9 @@ class RunConfig:
     mtf_path: str | None = None
     eer_fractions: int = 40
     motion_patches: tuple[int, int] | None = None
+    motion_refine: bool = False
+    """Refine the estimated motion against the forward model of the super-resolved estimate
+    (:mod:`cryozssr.motion.refine`)."""
     half_sets: bool = False
     zssr_checkpoint: str | None = None
     """Dataset-level zssr network: fine-tuned from this file if it exists, else trained on the

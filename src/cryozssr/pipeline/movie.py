@@ -32,6 +32,7 @@ from cryozssr.io import (
 )
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
+from cryozssr.motion.refine import refine_motion
 from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
 from cryozssr.pipeline.sanity import check_dose_per_frame, check_pixel_size, check_raw_frames
@@ -161,6 +162,10 @@ def process_movie(
     )
     with _numeric(path.name, "motion estimation"):
         motion = estimate_motion(frames, config=motion_cfg)
+    refined = None
+    if cfg.motion_refine:
+        with _numeric(path.name, "motion refinement"):
+            motion, refined = refine_motion(frames, motion, exposure=exposure)
     _require_finite(motion.global_shifts_px, path.name, "motion estimation")
     t = lap("motion", t)
     average = dose_weighted_average(frames, motion, exposure=exposure)
@@ -241,6 +246,7 @@ def process_movie(
         "exposure": _jsonable(exposure),
         "trajectory_angstrom": motion.to_angstrom_xy(pixel_size),
         "local_motion": motion.local_shifts_px is not None,
+        "motion_refined": _jsonable(refined),  # null: not asked; RMS changes in LR px
         "timings_seconds": timings,
         "method_info": _jsonable(method_info),
         "alias_score": _jsonable(alias_score),
