@@ -9,8 +9,8 @@ import torch
 
 from _cli import run_cli
 from _synthetic import synthetic_movie
-from cryozssr.io import write_mrc
 from cryozssr.errors import OptionError
+from cryozssr.io import write_mrc
 from cryozssr.motion.field import MotionField
 from cryozssr.motion.refine import RefineConfig, refine_motion
 
