@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cryozssr.dose import Exposure, critical_exposure, frame_doses
+from cryozssr.dose import Exposure, exposure_filter_rfft, frame_doses
 from cryozssr.errors import OptionError
 from cryozssr.motion._align import smooth_trajectory
 from cryozssr.motion._local import fit_local_model
@@ -154,21 +154,21 @@ def exposure_filter_ratios(
     shape_hr: tuple[int, int], exposure: Exposure | None, n_frames: int, *, device
 ) -> torch.Tensor:
     """``q_t / qbar`` on the ``rfft2`` grid of an ``(H, W)`` HR image, ``(t, H, W // 2 + 1)``."""
-    hh, ww = shape_hr
     if exposure is None or exposure.dose_per_frame_e_per_a2 is None:
-        return torch.ones(n_frames, hh, ww // 2 + 1, device=device)
-    pix_hr = exposure.pixel_size_angstrom / 2
-    ky = torch.fft.fftfreq(hh, device=device)[:, None]
-    kx = torch.fft.rfftfreq(ww, device=device)[None, :]
-    radius = torch.sqrt(ky**2 + kx**2) / pix_hr
-    g = 0.5 / critical_exposure(radius, voltage_kv=exposure.voltage_kv)
+        return torch.ones(n_frames, shape_hr[0], shape_hr[1] // 2 + 1, device=device)
     doses = frame_doses(
         n_frames,
         exposure.dose_per_frame_e_per_a2,
         pre_exposure=exposure.pre_exposure_e_per_a2,
         device=device,
     )
-    q = torch.exp(-doses[:, None, None] * g)
+    q = exposure_filter_rfft(
+        shape_hr,
+        doses,
+        pixel_size_angstrom=exposure.pixel_size_angstrom / 2,
+        voltage_kv=exposure.voltage_kv,
+        device=device,
+    )
     return q / q.pow(2).mean(dim=0).sqrt().clamp(min=1e-12)
 
 
