@@ -29,21 +29,24 @@ import torch
 
 
 def rfft_frequency_grid(
-    shape: tuple[int, int], *, device: torch.device | None = None
+    shape: tuple[int, int], *, device: torch.device | None = None, rows: slice = slice(None)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ky, kx)`` grids in cycles/pixel for ``torch.fft.rfft2`` of an image of ``shape``.
 
-    Returns two ``(h, w // 2 + 1)`` float32 tensors.
+    Returns two ``(h, w // 2 + 1)`` float32 tensors (``rows`` of them only, if given).
     """
     h, w = shape
-    ky = torch.fft.fftfreq(h, device=device)[:, None].expand(h, w // 2 + 1)
-    kx = torch.fft.rfftfreq(w, device=device)[None, :].expand(h, w // 2 + 1)
-    return ky, kx
+    ky = torch.fft.fftfreq(h, device=device)[rows, None]
+    kx = torch.fft.rfftfreq(w, device=device)[None, :]
+    return ky.expand(ky.shape[0], w // 2 + 1), kx.expand(ky.shape[0], w // 2 + 1)
 
 
-def rfft_radius(shape: tuple[int, int], *, device: torch.device | None = None) -> torch.Tensor:
-    """Radial spatial frequency ``|k|`` in cycles/pixel on the ``rfft2`` grid of ``shape``."""
-    ky, kx = rfft_frequency_grid(shape, device=device)
+def rfft_radius(
+    shape: tuple[int, int], *, device: torch.device | None = None, rows: slice = slice(None)
+) -> torch.Tensor:
+    """Radial spatial frequency ``|k|`` in cycles/pixel on the ``rfft2`` grid of ``shape``
+    (``rows`` of it only, if given)."""
+    ky, kx = rfft_frequency_grid(shape, device=device, rows=rows)
     return torch.sqrt(ky**2 + kx**2)
 
 

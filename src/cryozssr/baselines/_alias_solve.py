@@ -169,6 +169,7 @@ class AliasSums:
     rhs: torch.Tensor  # (f, f, h, wr) complex64: R_ab
     average: torch.Tensor  # (h, wr) complex64: sum_t q_t(k) Y_t(k) aligned on frame 0
     nyquist_row: torch.Tensor  # (wr,) the LR Nyquist row of ``average`` aligned with +1/2 (even h)
+    nyquist_col: torch.Tensor  # (h,) its Nyquist column aligned with +1/2 (even w; rfftfreq's)
     shifts: torch.Tensor  # (n, 2) float64, LR px, this tile's frames
     doses: torch.Tensor  # (n,) float64
     counts: float  # sum of all counts
@@ -178,6 +179,7 @@ class AliasSums:
             self.rhs + other.rhs,
             self.average + other.average,
             self.nyquist_row + other.nyquist_row,
+            self.nyquist_col + other.nyquist_col,
             torch.cat([self.shifts, other.shifts]),
             torch.cat([self.doses, other.doses]),
             self.counts + other.counts,
@@ -195,6 +197,7 @@ def empty_sums(grid: AliasGrid, *, device) -> AliasSums:
         torch.zeros(f, f, grid.h, grid.wr, dtype=c64, device=device),
         torch.zeros(grid.h, grid.wr, dtype=c64, device=device),
         torch.zeros(grid.wr, dtype=c64, device=device),
+        torch.zeros(grid.h, dtype=c64, device=device),
         torch.zeros(0, 2, dtype=torch.float64, device=device),
         torch.zeros(0, dtype=torch.float64, device=device),
         0.0,
@@ -285,6 +288,11 @@ def accumulate(
                 )
         if grid.h % 2 == 0:  # the Nyquist row aligned with +1/2: the unsigned convention
             sums.nyquist_row.addcmul_(q[-1, ny], y[ny])
+        if grid.w % 2 == 0:  # the Nyquist column aligned with +1/2 (rows signed, as ``average``)
+            for y0, y1, m_y in _runs(grid.m_y):
+                sums.nyquist_col[y0:y1].addcmul_(
+                    q[-1, y0:y1, -1], y[y0:y1, -1], value=cmath.exp(two_pi_i * m_y * sy)
+                )
     sums.shifts = torch.cat([sums.shifts, s])
     sums.doses = torch.cat([sums.doses, filters.doses[frames].to(torch.float64)])
     sums.counts += float(spectra[:, 0, 0].real.double().sum())
@@ -316,6 +324,23 @@ def _lookup(table: torch.Tensor, grid: AliasGrid, which: slice, rows: slice) -> 
 def qbar_lr(table: torch.Tensor, grid: AliasGrid, n_frames: int) -> torch.Tensor:
     """``sqrt(mean_t q_t(k)^2)`` on the LR half plane ``(h, wr)``."""
     return (_lookup(table, grid, slice(-1, None), slice(None))[0].real / n_frames).sqrt()
+
+
+def average_image(sums: AliasSums, grid: AliasGrid) -> torch.Tensor:
+    """The tile's motion-corrected, dose-weighted LR average ``(h, w)``, float32.
+
+    ``sum_t q_t(k) Y_t(k) / sqrt(t sum_t q_t(k)^2)`` aligned on frame 0: the weights and the
+    frequency convention (signed rows, ``rfftfreq`` columns) of
+    :func:`~cryozssr.motion.averages.dose_weighted_average`, which it equals on a whole frame (to
+    float rounding), formed from the sums the solve reads anyway (no second transform of a frame).
+    """
+    t = sums.n_frames
+    qbar = qbar_lr(gram_tables(sums, grid), grid, t)
+    spectrum = sums.average.clone()
+    if grid.w % 2 == 0:
+        spectrum[:, -1] = sums.nyquist_col
+    spectrum /= (t * qbar).to(torch.float32)
+    return torch.fft.irfft2(spectrum, s=(grid.h, grid.w))
 
 
 GramCache = dict

@@ -77,6 +77,7 @@ from cryozssr.baselines._alias_solve import (
     GramCache,
     accumulate,
     alias_grid,
+    average_image,
     empty_sums,
     movie_doses,
     noise_from_halves,
@@ -92,6 +93,9 @@ from cryozssr.tiling import blend_window, tile_starts
 
 FILTER_CACHE_BYTES = 512 * 2**20
 """Largest table of per-frame exposure filters kept across tiles of the same shape."""
+
+BLEND_BLOCK_ELEMENTS = 2**22
+"""Pixels of a blended image normalised at a time."""
 
 
 def smooth_shells(power: torch.Tensor, width: int) -> torch.Tensor:
@@ -161,11 +165,46 @@ def misr(
     ``regularisation`` is then unused. ``frames`` may be any real dtype (integer counts included);
     ``frame_chunk`` frames are transformed at a time.
     """
-    check_movie(frames, motion, factor=factor, min_frames=2, method="misr")
+    solver = _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk)
     if regularisation < 0:
         raise ValueError(f"regularisation must be >= 0, got {regularisation}")
-    out_dtype = frames.dtype if frames.is_floating_point() else torch.float32
-    solver = TileSolver(
+    return _solve_tiles(solver, regularisation, signal, None).to(_out_dtype(frames))
+
+
+def misr_with_average(
+    frames: torch.Tensor,
+    motion: MotionField,
+    *,
+    exposure: Exposure | None = None,
+    factor: int = 2,
+    regularisation: float = 0.25,
+    tile_size_px: int | None = None,
+    tile_overlap_px: int = 32,
+    frame_chunk: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`misr` and the motion-corrected, dose-weighted LR average ``(h, w)`` of the frames,
+    both from one pass over the movie (every frame cut and transformed once).
+
+    The average has the weights of :func:`~cryozssr.motion.averages.dose_weighted_average` and
+    equals it on a whole frame (to float rounding); on tiles it is blended from the tiles'
+    averages like the HR image, so it differs from the whole-frame one near tile seams by the
+    periodic-tile error the HR image has too, and within the drift of the frame edges.
+    """
+    solver = _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk)
+    if regularisation < 0:
+        raise ValueError(f"regularisation must be >= 0, got {regularisation}")
+    average = solver.blend(factor=1)
+    image = _solve_tiles(solver, regularisation, None, average)
+    return image.to(_out_dtype(frames)), average.image().to(_out_dtype(frames))
+
+
+def _out_dtype(frames: torch.Tensor) -> torch.dtype:
+    return frames.dtype if frames.is_floating_point() else torch.float32
+
+
+def _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk):
+    check_movie(frames, motion, factor=factor, min_frames=2, method="misr")
+    return TileSolver(
         frames,
         motion,
         exposure=exposure,
@@ -174,6 +213,15 @@ def misr(
         tile_overlap_px=tile_overlap_px,
         frame_chunk=frame_chunk,
     )
+
+
+def _solve_tiles(
+    solver: TileSolver,
+    regularisation: float,
+    signal: RadialSpectrum | None,
+    average: Blend | None,
+) -> torch.Tensor:
+    """The blended HR image of every tile's solve; each tile's LR average into ``average``."""
     out = solver.blend()
     for tile in solver.tiles:
         (sums,) = solver.sums(tile)
@@ -181,7 +229,9 @@ def misr(
             out.add(tile, solver.tikhonov(tile, sums, regularisation=regularisation))
         else:
             out.add(tile, solver.mmse(tile, sums, signal))
-    return out.image().to(out_dtype)
+        if average is not None:
+            average.add(tile, solver.average(tile, sums))
+    return out.image()
 
 
 def misr_halves_then_mmse(
@@ -194,7 +244,7 @@ def misr_halves_then_mmse(
     factor: int = 2,
     frame_chunk: int = 8,
     noise_from_data: bool = True,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum]:
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum, torch.Tensor]:
     """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
 
     ``noise_from_data``: the noise spectrum of the MMSE weights is measured from the even and
@@ -204,11 +254,13 @@ def misr_halves_then_mmse(
     Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
     and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
     transformed and summed once: the sums of all frames are those of the halves added. Returns
-    ``(image, (even, odd), spectrum)``. Memory: the movie plus one complex alias sum per LR
-    frequency of every tile (``4 x 8`` bytes per LR pixel on the half plane).
+    ``(image, (even, odd), spectrum, average)``, ``average`` the LR dose-weighted average of all
+    frames formed in the same pass (as in :func:`misr_with_average`). Memory: the movie plus one
+    complex alias sum per LR frequency of every tile (``4 x 8`` bytes per LR pixel on the half
+    plane).
     """
     check_movie(frames, motion, factor=factor, min_frames=4, method="misr")
-    out_dtype = frames.dtype if frames.is_floating_point() else torch.float32
+    out_dtype = _out_dtype(frames)
     solver = TileSolver(
         frames,
         motion,
@@ -219,6 +271,7 @@ def misr_halves_then_mmse(
         frame_chunk=frame_chunk,
     )
     halves = (solver.blend(), solver.blend())
+    average = solver.blend(factor=1)
     kept = []
     for tile in solver.tiles:
         even, odd = solver.sums(tile, split=True)
@@ -226,13 +279,15 @@ def misr_halves_then_mmse(
         halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
         difference = even.average - odd.average if noise_from_data else None
         kept.append((even + odd, difference))
+        average.add(tile, solver.average(tile, kept[-1][0]))
     even_image, odd_image = (half.image().to(out_dtype) for half in halves)
     spectrum = spectrum_of_halves(even_image, odd_image)
     out = solver.blend()
     for tile in solver.tiles:
         sums, difference = kept.pop(0)
         out.add(tile, solver.mmse(tile, sums, spectrum, halves_difference=difference))
-    return out.image().to(out_dtype), (even_image, odd_image), spectrum
+    image = out.image().to(out_dtype)
+    return image, (even_image, odd_image), spectrum, average.image().to(out_dtype)
 
 
 @dataclass(frozen=True)
@@ -373,13 +428,19 @@ class TileSolver:
             sums, grid, power, halves_difference=halves_difference, cache=cache, key=key
         )
 
+    def average(self, tile: Tile, sums: AliasSums) -> torch.Tensor:
+        """The tile's motion-corrected, dose-weighted LR average ``(ly, lx)``."""
+        return average_image(sums, self.grid(tile))
+
     def noise(self, tile: Tile, even: AliasSums, odd: AliasSums) -> torch.Tensor:
         """The tile's noise power per frame and LR coefficient, from its even and odd sums."""
         return noise_from_halves(even, odd, self.grid(tile))
 
-    def blend(self) -> Blend:
+    def blend(self, *, factor: int | None = None) -> Blend:
+        """An empty blend of the tiles at ``factor`` (default: the solver's; 1: LR)."""
         _, h, w = self.frames.shape
-        return Blend((h, w), self.factor, self.overlap, device=self.frames.device)
+        f = self.factor if factor is None else factor
+        return Blend((h, w), f, self.overlap, device=self.frames.device)
 
 
 class Blend:
@@ -393,6 +454,7 @@ class Blend:
         self.weight_x = torch.zeros(factor * w, dtype=torch.float64, device=device)
         self._seen_y: set[int] = set()
         self._seen_x: set[int] = set()
+        self._spent = False
 
     def add(self, tile: Tile, image: torch.Tensor) -> None:
         f, (h, w), dev = self.f, self.shape, self.total.device
@@ -411,8 +473,17 @@ class Blend:
             self.weight_x[xs] += win_x
 
     def image(self) -> torch.Tensor:
-        weight = (self.weight_y[:, None] * self.weight_x[None, :]).to(torch.float32)
-        return self.total / weight
+        """The blended image (the sum divided by the weights in place, a block of rows at a time:
+        no full-size weight table); the blend is spent."""
+        if self._spent:
+            raise RuntimeError("Blend.image() was already taken")
+        self._spent = True
+        rows = max(1, BLEND_BLOCK_ELEMENTS // self.total.shape[1])
+        for r0 in range(0, self.total.shape[0], rows):
+            r1 = r0 + rows
+            weight = self.weight_y[r0:r1, None] * self.weight_x[None, :]
+            self.total[r0:r1] /= weight.to(torch.float32)
+        return self.total
 
 
 def _window(

@@ -49,6 +49,9 @@ from cryozssr.fourier import shell_index
 from cryozssr.motion.field import MotionField
 from cryozssr.register import band_mean, frc_curve
 
+SHELL_BLOCK_ELEMENTS = 2**22
+"""Frequencies of a half-set spectrum summed on shells at a time."""
+
 NYQUIST_BANDS = {"nyquist_1.33x": (0.25, 1.0 / 3.0), "1.33x_1.67x": (1.0 / 3.0, 5.0 / 12.0)}
 """Bands past the LR Nyquist (cycles/HR px) reported from the half-set FRC."""
 
@@ -60,6 +63,8 @@ class MmseResult:
     spectrum: RadialSpectrum
     half_set_frc: dict[str, float]
     seconds: float
+    average: torch.Tensor
+    """``(h, w)`` the motion-corrected, dose-weighted LR average, formed in the same pass."""
 
     def record(self) -> dict[str, Any]:
         return {
@@ -84,20 +89,24 @@ def half_set_spectrum(
     if smoothing_shells < 1 or smoothing_shells % 2 == 0:
         raise ValueError(f"smoothing_shells must be odd and >= 1, got {smoothing_shells}")
     h, w = a.shape
-    # complex64 spectra (a K3 frame's HR halves are 94 Mpx each); shell sums in float64 below
+    # complex64 spectra (a K3 frame's HR halves are 94 Mpx each); shell sums in float64, a block
+    # of rows at a time (no full-size float64 or index table)
     spec_a = torch.fft.rfft2(a.float())
     spec_b = torch.fft.rfft2(b.float())
-    cross = (spec_a * spec_b.conj()).real.double() / (h * w)
     ky = torch.fft.fftfreq(h, dtype=torch.float64, device=a.device)[:, None]
     kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=a.device)[None, :]
     width = 1.0 / max(h, w)
-    shell = shell_index(torch.sqrt(ky**2 + kx**2), max(h, w)).flatten()
-    n = int(shell.max()) + 1
-    total = torch.zeros(n, dtype=torch.float64, device=a.device).index_add_(
-        0, shell, cross.flatten()
-    )
-    count = torch.bincount(shell, minlength=n).to(total)
-    power = total / count.clamp(min=1)
+    n = int(shell_index(torch.sqrt(ky.abs().max() ** 2 + kx.max() ** 2), max(h, w))) + 1
+    total = torch.zeros(n, dtype=torch.float64, device=a.device)
+    count = torch.zeros(n, dtype=torch.long, device=a.device)
+    step = max(1, SHELL_BLOCK_ELEMENTS // kx.numel())
+    for r0 in range(0, h, step):
+        rows = slice(r0, r0 + step)
+        shell = shell_index(torch.sqrt(ky[rows] ** 2 + kx**2), max(h, w)).flatten()
+        cross = (spec_a[rows] * spec_b[rows].conj()).real.double() / (h * w)
+        total.index_add_(0, shell, cross.flatten())
+        count += torch.bincount(shell, minlength=n)
+    power = total / count.to(total).clamp(min=1)
     power = torch.cat([power[:1], smooth_shells(power[1:], smoothing_shells)])  # DC kept apart
     radius = torch.arange(n, dtype=torch.float64, device=a.device) * width
     low = (radius >= 0.02) & (radius <= 0.25)
@@ -130,7 +139,7 @@ def mmse(
             floor_fraction=config.floor_fraction,
         )
 
-    image, halves, spectrum = misr_halves_then_mmse(
+    image, halves, spectrum, average = misr_halves_then_mmse(
         frames,
         motion,
         spectrum_of_halves,
@@ -140,4 +149,4 @@ def mmse(
     )
     k, frc = frc_curve(*halves)
     half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
-    return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start)
+    return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start, average)

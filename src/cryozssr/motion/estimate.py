@@ -150,7 +150,17 @@ def _estimate_stack(
     """Trajectory ``(..., t, 2)`` (free gauge) of ``(..., t, h, w)`` stacks aligned to their own sums."""
     h, w = stacks.shape[-2:]
     crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
-    spec = torch.stack([cropped_rfft(s.float(), crop) for s in stacks.unbind(-3)], dim=-3)
+    t = stacks.shape[-3]
+    spec = torch.empty(
+        *stacks.shape[:-3],
+        t,
+        crop[0],
+        crop[1] // 2 + 1,
+        dtype=torch.complex64,
+        device=stacks.device,
+    )
+    for i in range(t):  # one frame at a time: memory is the cropped spectra plus one frame
+        spec[..., i, :, :] = cropped_rfft(stacks[..., i, :, :].float(), crop)
     spec[..., 0, 0] = 0  # the frames' means removed
     ky, kx = cropped_frequencies((h, w), crop, device=stacks.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2

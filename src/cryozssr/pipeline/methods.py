@@ -2,14 +2,15 @@
 
 Every method sees the same inputs: gain-corrected LR frames ``(t, h, w)``, the motion estimated on
 them, the motion-corrected dose-weighted average, and the exposure. None is given anything the
-others are not.
+others are not. ``misr`` and ``mmse`` with global motion form the average themselves, in the pass
+over the frames their solve makes anyway (:func:`forms_average`): every frame is transformed once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -24,8 +25,24 @@ Progress = Callable[[str, int, int], None]
 class MethodInputs:
     frames: torch.Tensor  # (t, h, w) LR counts, gain-corrected, on the run's device
     motion: MotionField  # LR pixels
-    average: torch.Tensor  # (h, w) motion-corrected, dose-weighted average
+    average: torch.Tensor | None  # (h, w) motion-corrected, dose-weighted; None: forms_average
     exposure: Exposure
+
+
+class MethodOutput(NamedTuple):
+    image: torch.Tensor  # (2h, 2w)
+    record: dict[str, Any]  # method-specific, for the run record
+    average: torch.Tensor | None = None  # (h, w) when the method formed the average itself
+
+
+FORMS_AVERAGE = ("misr", "mmse")
+"""Methods that form the dose-weighted average in their own pass over the frames (global motion)."""
+
+
+def forms_average(method: str, motion: MotionField) -> bool:
+    """True when ``method`` forms the average itself (give it ``average=None``): with global
+    motion only (with local motion the pipeline's average warps frames more finely than tiles)."""
+    return method in FORMS_AVERAGE and motion.local_shifts_px is None
 
 
 def _interpolate(kind: str):
@@ -45,9 +62,14 @@ def _shift_add(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
 
 
 def _misr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
-    from cryozssr.baselines import misr
+    from cryozssr.baselines.misr import misr, misr_with_average
 
     options = asdict(cfg.method_config)
+    if x.average is None:
+        image, average = misr_with_average(
+            x.frames, x.motion, exposure=x.exposure, factor=2, **options
+        )
+        return image, {}, average
     return misr(x.frames, x.motion, exposure=x.exposure, factor=2, **options), {}
 
 
@@ -55,7 +77,7 @@ def _mmse(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     from cryozssr.baselines import mmse
 
     result = mmse(x.frames, x.motion, exposure=x.exposure, config=cfg.method_config)
-    return result.image, {"mmse": result.record()}
+    return result.image, {"mmse": result.record()}, result.average
 
 
 def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
@@ -100,6 +122,10 @@ METHOD_FUNCTIONS: dict[str, Callable[..., tuple[torch.Tensor, dict[str, Any]]]] 
 
 def super_resolve(
     x: MethodInputs, cfg: RunConfig, *, on_progress: Progress | None = None
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Run ``cfg.method`` on one movie's inputs; returns the 2x image and method-specific records."""
-    return METHOD_FUNCTIONS[cfg.method](x, cfg, on_progress)
+) -> MethodOutput:
+    """Run ``cfg.method`` on one movie's inputs: the 2x image, method-specific records and the
+    average (``x.average``, or the method's own when ``x.average`` is None)."""
+    if x.average is None and not forms_average(cfg.method, x.motion):
+        raise ValueError(f"{cfg.method} needs the average in its inputs")
+    out = MethodOutput(*METHOD_FUNCTIONS[cfg.method](x, cfg, on_progress))
+    return out if x.average is None else out._replace(average=x.average)

@@ -32,6 +32,7 @@ from cryozssr.io import (
 )
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
+from cryozssr.motion.field import MotionField
 from cryozssr.motion.refine import refine_motion
 from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
@@ -168,14 +169,14 @@ def process_movie(
             motion, refined = refine_motion(frames, motion, exposure=exposure)
     _require_finite(motion.global_shifts_px, path.name, "motion estimation")
     t = lap("motion", t)
-    average = dose_weighted_average(frames, motion, exposure=exposure)
-    _require_finite(average, path.name, "the dose-weighted average")
+    average = _average(frames, motion, exposure, cfg.method)  # None: the method forms it
     t = lap("average", t)
 
     inputs = methods.MethodInputs(frames=frames, motion=motion, average=average, exposure=exposure)
     with _numeric(path.name, cfg.method):
-        sr, method_info = methods.super_resolve(inputs, cfg, on_progress=on_progress)
+        sr, method_info, average = methods.super_resolve(inputs, cfg, on_progress=on_progress)
     _require_finite(sr, path.name, f"the {cfg.method} output")
+    _require_finite(average, path.name, "the dose-weighted average")
     t = lap("super_resolve", t)
 
     half_paths: dict[str, str] = {}
@@ -189,11 +190,11 @@ def process_movie(
             sub = methods.MethodInputs(
                 frames=frames[idx],
                 motion=sub_motion,
-                average=dose_weighted_average(frames[idx], sub_motion, exposure=sub_exposure),
+                average=_average(frames[idx], sub_motion, sub_exposure, cfg.method),
                 exposure=sub_exposure,
             )
             with _numeric(path.name, cfg.method):
-                half, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+                half, _, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
             _require_finite(half, path.name, f"the {cfg.method} {name}-frame output")
             half_path = out_dir / f"{stem}_sr_{name}.mrc"
             write_mrc(
@@ -258,6 +259,15 @@ def process_movie(
     names = (sr_path.name, avg_path.name, *half_paths.values(), motion_star.name, json_path.name)
     row = micrograph_row(motion, exposure, sr_name=sr_path.name, metadata_name=motion_star.name)
     return MovieResult(stem, sr_path, avg_path, json_path, pixel_size, seconds, names, row)
+
+
+def _average(
+    frames: torch.Tensor, motion: MotionField, exposure: Exposure, method: str
+) -> torch.Tensor | None:
+    """The dose-weighted average, or None when ``method`` forms it in its own pass."""
+    if methods.forms_average(method, motion):
+        return None
+    return dose_weighted_average(frames, motion, exposure=exposure)
 
 
 @functools.lru_cache(maxsize=4)

@@ -67,7 +67,8 @@ def check_raw_frames(frames: torch.Tensor, *, dtype_name: str, name: str) -> Non
                 "not electron counts"
             )
         top = float(np.iinfo(dtype).max)
-        saturated = float((frames == top).sum()) / frames.numel()  # no float copy of the movie
+        # frame by frame: no copy of the movie (not even a boolean one)
+        saturated = sum(int((frame == top).sum()) for frame in frames) / frames.numel()
         if saturated > 0.001:
             raise InputError(
                 f"{name}: {100 * saturated:.1f}% of pixels are at the {dtype.name} maximum {top:g} "
