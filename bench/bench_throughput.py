@@ -1,7 +1,8 @@
 """Throughput at detector sizes: seconds per stage and peak RSS per method, against the floor.
 
 The floor is what any method must do: read the movie, FFT every frame once and form the
-motion-corrected, dose-weighted average (the project's own :func:`~cryozssr.io.open_movie` and
+motion-corrected, dose-weighted average (the project's own :func:`~cryozssr.io.open_movie`, which
+keeps integer counts in their stored type as the pipeline does, and
 :func:`~cryozssr.motion.averages.dose_weighted_average`, with the known motion), then write it.
 Every method runs through :func:`cryozssr.pipeline.movie.process_movie` (read, motion, average,
 super-resolution, write) in a child process of its own, whose peak RSS comes from ``os.wait4``;
@@ -98,7 +99,7 @@ def child(method: str, movie: Path, out_dir: Path) -> dict:
 
     start = time.perf_counter()
     with open_movie(movie, pixel_size_angstrom=PIXEL_SIZE_ANGSTROM) as m:
-        frames = m.read()
+        frames = m.read(keep_integers=True)  # as the pipeline reads counts without a gain
     t_read = time.perf_counter()
     shifts = torch.tensor(json.loads(movie.with_suffix(".json").read_text())["shifts_lr_px"])
     motion = MotionField(shifts.float(), tuple(frames.shape[-2:]))

@@ -12,6 +12,7 @@ import torch
 
 from _synthetic import synthetic_movie
 from cryozssr.baselines import misr, shift_add
+from cryozssr.baselines.misr import misr_with_average
 from cryozssr.baselines.mmse import mmse as explicit_super_resolve
 from cryozssr.dose import Exposure
 from cryozssr.motion.estimate import MotionConfig, estimate_motion
@@ -39,6 +40,9 @@ def _paths(lr, shifts, local):
         "misr-local": lambda: misr(
             lr.float(), MotionField(shifts, shape, local), exposure=EXPOSURE
         ),
+        "misr-average-tiles": lambda: misr_with_average(
+            lr, MotionField(shifts, shape), exposure=EXPOSURE, **tiles
+        ),
         "explicit": lambda: explicit_super_resolve(
             lr, MotionField(shifts, shape), exposure=EXPOSURE
         ),
@@ -52,14 +56,23 @@ def _paths(lr, shifts, local):
 
 @pytest.mark.parametrize(
     "path",
-    ["misr-tiles", "misr-local", "explicit", "shift-add-local", "motion-patches", "local-field"],
+    [
+        "misr-tiles",
+        "misr-average-tiles",
+        "misr-local",
+        "explicit",
+        "shift-add-local",
+        "motion-patches",
+        "local-field",
+    ],
 )
 def test_no_tensor_is_made_off_the_inputs_device(movie, path):
     run = _paths(*movie)[path]
     with torch.device("meta"):  # tensors made without device= land on meta and clash with the CPU
         out = run()
-    tensor = out.image if hasattr(out, "image") else getattr(out, "global_shifts_px", out)
-    assert tensor.device.type == "cpu" and bool(torch.isfinite(tensor).all())
+    for one in out if isinstance(out, tuple) else (out,):
+        tensor = one.image if hasattr(one, "image") else getattr(one, "global_shifts_px", one)
+        assert tensor.device.type == "cpu" and bool(torch.isfinite(tensor).all())
 
 
 def test_the_meta_check_catches_a_tensor_made_on_the_default_device(movie):

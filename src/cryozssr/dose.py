@@ -76,9 +76,19 @@ def exposure_filter_rfft(
     Use the dose at the *middle* of a frame's exposure for that frame's filter.
     """
     dose = torch.as_tensor(cumulative_dose_e_per_a2, dtype=torch.float32, device=device)
+    return _exposure_filter(
+        dose, _twice_critical_exposure(shape, pixel_size_angstrom, voltage_kv, device)
+    )
+
+
+def _twice_critical_exposure(shape, pixel_size_angstrom, voltage_kv, device) -> torch.Tensor:
+    """``2 N_e(k)`` on the ``rfft2`` grid of ``shape``, float32."""
     k = rfft_radius(shape, device=device) / pixel_size_angstrom
-    ne = critical_exposure(k, voltage_kv=voltage_kv)
-    return torch.exp(-dose[..., None, None] / (2.0 * ne))
+    return 2.0 * critical_exposure(k, voltage_kv=voltage_kv)
+
+
+def _exposure_filter(dose: torch.Tensor, twice_ne: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-dose[..., None, None] / twice_ne)
 
 
 def frame_doses(
@@ -132,17 +142,14 @@ class DoseWeights:
     ) -> None:
         self.shape, self.doses, self.device = shape, doses, device
         self.pixel_size_angstrom, self.voltage_kv = pixel_size_angstrom, voltage_kv
+        # the critical exposure once (not per frame): the filters are exp(-dose / (2 N_e))
+        self._twice_ne = _twice_critical_exposure(shape, pixel_size_angstrom, voltage_kv, device)
         total = sum(self._filter(n).square() for n in range(doses.numel()))
         self.norm = torch.sqrt(doses.numel() * total).clamp(min=1e-12)
 
     def _filter(self, n: int) -> torch.Tensor:
-        return exposure_filter_rfft(
-            self.shape,
-            self.doses[n],
-            pixel_size_angstrom=self.pixel_size_angstrom,
-            voltage_kv=self.voltage_kv,
-            device=self.device,
-        )
+        dose = torch.as_tensor(self.doses[n], dtype=torch.float32, device=self.device)
+        return _exposure_filter(dose, self._twice_ne)
 
     def __getitem__(self, n: int) -> torch.Tensor:
         return self._filter(n) / self.norm

@@ -67,8 +67,10 @@ def check_raw_frames(frames: torch.Tensor, *, dtype_name: str, name: str) -> Non
                 "not electron counts"
             )
         top = float(np.iinfo(dtype).max)
-        # frame by frame: no copy of the movie (not even a boolean one)
-        saturated = sum(int((frame == top).sum()) for frame in frames) / frames.numel()
+        saturated = 0.0
+        if hi >= top:  # counted frame by frame (no boolean copy of the movie), only if needed
+            hits = sum(int(torch.count_nonzero(frame == top)) for frame in frames)
+            saturated = hits / frames.numel()
         if saturated > 0.001:
             raise InputError(
                 f"{name}: {100 * saturated:.1f}% of pixels are at the {dtype.name} maximum {top:g} "
