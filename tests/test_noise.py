@@ -109,7 +109,7 @@ def test_the_mmse_regime_gives_the_same_answer_in_any_units():
     exposure = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=1.0)
 
     def past_nyquist(frames, noise_from_data):
-        image, _, _, _ = misr_halves_then_mmse(
+        image, _, _ = misr_halves_then_mmse(
             frames, motion, half_set_spectrum, exposure=exposure, noise_from_data=noise_from_data
         )
         k, frc = frc_curve(image.double(), truth.double())

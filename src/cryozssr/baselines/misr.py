@@ -244,7 +244,7 @@ def misr_halves_then_mmse(
     factor: int = 2,
     frame_chunk: int = 8,
     noise_from_data: bool = True,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], RadialSpectrum, torch.Tensor]:
+) -> tuple[torch.Tensor, RadialSpectrum, torch.Tensor]:
     """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
 
     ``noise_from_data``: the noise spectrum of the MMSE weights is measured from the even and
@@ -254,8 +254,9 @@ def misr_halves_then_mmse(
     Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
     and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
     transformed and summed once: the sums of all frames are those of the halves added. Returns
-    ``(image, (even, odd), spectrum, average)``, ``average`` the LR dose-weighted average of all
-    frames formed in the same pass (as in :func:`misr_with_average`). Memory: the movie plus one
+    ``(image, spectrum, average)``, ``average`` the LR dose-weighted average of all frames formed
+    in the same pass (as in :func:`misr_with_average`); the even and odd images are seen only by
+    ``spectrum_of_halves`` (measure them there) and freed after it. Memory: the movie plus one
     complex alias sum per LR frequency of every tile (``4 x 8`` bytes per LR pixel on the half
     plane).
     """
@@ -280,14 +281,14 @@ def misr_halves_then_mmse(
         difference = even.average - odd.average if noise_from_data else None
         kept.append((even + odd, difference))
         average.add(tile, solver.average(tile, kept[-1][0]))
-    even_image, odd_image = (half.image().to(out_dtype) for half in halves)
-    spectrum = spectrum_of_halves(even_image, odd_image)
+    # the halves only feed the spectrum (and what the caller measures on them there): freed after
+    spectrum = spectrum_of_halves(*(half.image().to(out_dtype) for half in halves))
+    del halves
     out = solver.blend()
     for tile in solver.tiles:
         sums, difference = kept.pop(0)
         out.add(tile, solver.mmse(tile, sums, spectrum, halves_difference=difference))
-    image = out.image().to(out_dtype)
-    return image, (even_image, odd_image), spectrum, average.image().to(out_dtype)
+    return out.image().to(out_dtype), spectrum, average.image().to(out_dtype)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,11 @@ def mmse(
         )
     start = time.perf_counter()
 
+    half_set_frc: dict[str, float] = {}
+
     def spectrum_of_halves(even: torch.Tensor, odd: torch.Tensor) -> RadialSpectrum:
+        k, frc = frc_curve(even, odd)  # the halves are freed after this function
+        half_set_frc.update({n: band_mean(k, frc, lo, hi) for n, (lo, hi) in NYQUIST_BANDS.items()})
         return half_set_spectrum(
             even,
             odd,
@@ -139,7 +143,7 @@ def mmse(
             floor_fraction=config.floor_fraction,
         )
 
-    image, halves, spectrum, average = misr_halves_then_mmse(
+    image, spectrum, average = misr_halves_then_mmse(
         frames,
         motion,
         spectrum_of_halves,
@@ -147,6 +151,4 @@ def mmse(
         regularisation=config.regularisation,
         noise_from_data=config.noise == "measured",
     )
-    k, frc = frc_curve(*halves)
-    half_set_frc = {name: band_mean(k, frc, lo, hi) for name, (lo, hi) in NYQUIST_BANDS.items()}
     return MmseResult(image, spectrum, half_set_frc, time.perf_counter() - start, average)
