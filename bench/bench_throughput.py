@@ -128,6 +128,9 @@ def run_child(method: str, movie: Path, out_dir: Path, src: str) -> dict:
         return {"method": method, "error": stderr[-2000:]}
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_gb"] = usage.ru_maxrss / 2**20  # kB on Linux
+    # CPU seconds (user + system) of the child: less sensitive than wall seconds to other jobs on
+    # a shared machine (not immune: threads waiting for a core may spin)
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -210,11 +213,14 @@ def main() -> None:
             )
             entry["methods"][method] = out
             print(size, method, json.dumps(out)[:400], flush=True)
-        floor = entry["methods"].get("floor", {}).get("seconds")
-        if floor:
-            for out in entry["methods"].values():
-                if "seconds" in out:
-                    out["ratio_to_floor"] = out["seconds"] / floor
+        floor = entry["methods"].get("floor", {})
+        for out in entry["methods"].values():
+            for key, ratio in (
+                ("seconds", "ratio_to_floor"),
+                ("cpu_seconds", "cpu_ratio_to_floor"),
+            ):
+                if floor.get(key) and key in out:
+                    out[ratio] = out[key] / floor[key]
         entry["load_average_at_end"] = os.getloadavg()
         runs[size] = entry
         results["machine"] = machine(load)
