@@ -212,7 +212,7 @@ def _runs(values: torch.Tensor) -> tuple[tuple[int, int, int], ...]:
 
 
 class DoseFilters:
-    """Exposure filters ``q_t`` of every frame on a grid's aliases and LR frequencies, float32.
+    """Exposure filters ``q_t`` of every frame on a grid's aliases and LR frequencies, complex64.
 
     ``cache=True`` keeps them for all frames (tiles of the same shape share them): ``(t, f^2 + 1,
     h, wr)``; otherwise they are computed per frame.
@@ -227,8 +227,9 @@ class DoseFilters:
             self.table = torch.stack([self._compute(i) for i in range(doses.numel())])
 
     def _compute(self, frame: int) -> torch.Tensor:
-        # real: the complex64 the sums need is made per multiply-add (same values, half the table)
-        return torch.exp(-float(self.doses[frame]) * self.g)
+        # complex64 (as the sums): a real table would halve it, but mixed-dtype multiply-adds
+        # were measured 1.4x slower
+        return torch.exp(-float(self.doses[frame]) * self.g).to(torch.complex64)
 
     def __call__(self, frame: int) -> torch.Tensor:
         """``(f^2 + 1, h, wr)``: the aliases' filters (order ``a f + b``), then the LR one."""
@@ -261,6 +262,7 @@ def accumulate(
     rhs = sums.rhs.reshape(f * f, grid.h, grid.wr)
     ny = grid.h // 2
     two_pi_i = 2j * math.pi
+    nyquist_q: list[torch.Tensor] = []
     for j, (sy, sx) in enumerate(s.tolist()):
         y, q = aligned[j], filters(frames[j])
         if single:  # all aliases in one multiply-add
@@ -289,11 +291,12 @@ def accumulate(
                 )
         if grid.h % 2 == 0:  # the Nyquist row aligned with +1/2: the unsigned convention
             sums.nyquist_row.addcmul_(q[-1, ny], y[ny])
-        if grid.w % 2 == 0:  # the Nyquist column aligned with +1/2 (rows signed, as ``average``)
-            for y0, y1, m_y in _runs(grid.m_y):
-                sums.nyquist_col[y0:y1].addcmul_(
-                    q[-1, y0:y1, -1], y[y0:y1, -1], value=cmath.exp(two_pi_i * m_y * sy)
-                )
+        if grid.w % 2 == 0:
+            nyquist_q.append(q[-1, :, -1])
+    if grid.w % 2 == 0:  # the Nyquist column aligned with +1/2 (rows signed, as ``average``)
+        row_phase = torch.exp(2j * math.pi * s[:, :1] * grid.m_y[None].to(s)).to(torch.complex64)
+        column = torch.stack(nyquist_q) * aligned[:, :, -1] * row_phase  # (c, h), all frames
+        sums.nyquist_col += column.sum(0)
     sums.shifts = torch.cat([sums.shifts, s])
     sums.doses = torch.cat([sums.doses, filters.doses[frames].to(torch.float64)])
     sums.counts += float(spectra[:, 0, 0].real.double().sum())

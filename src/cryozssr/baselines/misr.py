@@ -357,7 +357,7 @@ class TileSolver:
         """The frames' exposure filters on the tile's grid, kept when several tiles share it."""
         key = (tile.ly, tile.lx)
         if key not in self._filters:
-            size = 4 * self.doses.numel() * (self.factor**2 + 1) * tile.ly * (tile.lx // 2 + 1)
+            size = 8 * self.doses.numel() * (self.factor**2 + 1) * tile.ly * (tile.lx // 2 + 1)
             cache = len(self.tiles) > 1 and size <= FILTER_CACHE_BYTES
             self._filters[key] = DoseFilters(self.grid(tile), self.doses, cache=cache)
         return self._filters[key]
