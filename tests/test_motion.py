@@ -235,3 +235,24 @@ def test_bad_input_raises_clear_errors():
         estimate_motion(
             torch.zeros(2, 32, 32), config=MotionConfig(patches=(4, 4), patch_overlap=1.0)
         )
+
+
+def test_alignment_stops_when_frames_stop_moving_relative_to_each_other(monkeypatch):
+    """The iterations end once the trajectory is converged up to a shift common to all frames (the
+    free gauge: with the default smoothing it keeps drifting by more than the tolerance without
+    moving any frame relative to another; the old criterion ran the whole budget on this movie);
+    the shifts found equal those of the full iteration budget."""
+    from _synthetic import synthetic_movie
+    from cryozssr.motion import _align
+
+    lr, _, _ = synthetic_movie(size_hr=128, n_frames=12, counts_per_hr_px=20.0, seed=3)
+    full = estimate_motion(lr, config=MotionConfig(tolerance_px=0.0)).global_shifts_px
+    calls = []
+    smooth = _align.smooth_trajectory
+    monkeypatch.setattr(
+        _align, "smooth_trajectory", lambda raw, w: calls.append(1) or smooth(raw, w)
+    )
+    config = MotionConfig()
+    early = estimate_motion(lr, config=config).global_shifts_px
+    assert len(calls) <= 3 < config.n_iterations  # one iteration per smoothing
+    assert float((early - full).abs().max()) < config.tolerance_px

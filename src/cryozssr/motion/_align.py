@@ -230,7 +230,7 @@ def align_stack(
     shifts = initial_px.to(torch.float64)
     hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
     quarter_cropped_px = max(shape[0] / hc, shape[1] / wc, 1.0) / 4
-    step = math.inf
+    largest = math.inf
     n = spec.shape[-3]
     per_frame = spec[..., :1, :, :].numel() * 8  # bytes of one frame's complex64 spectra
     chunk = max(1, min(n, CHUNK_BYTES // max(per_frame, 1)))
@@ -253,13 +253,17 @@ def align_stack(
                     kx,
                     shape=shape,
                     max_shift_px=max_shift_px,
-                    near_zero=step < quarter_cropped_px,  # no integer search once steps are small
+                    near_zero=largest
+                    < quarter_cropped_px,  # no integer search once steps are small
                 )
             )
         residual = torch.cat(parts, dim=-2)
         new = smooth_trajectory(shifts + residual, smoothing_frames)
-        step = float((new - shifts).abs().max())
-        done = step < tolerance_px
+        change = new - shifts
+        largest = float(change.abs().max())
+        # converged when the frames stop moving relative to each other: a shift common to all
+        # frames (the free gauge) drifts from one iteration to the next and moves none of them
+        done = float((change - change.mean(dim=-2, keepdim=True)).abs().max()) < tolerance_px
         shifts = new
         if done:
             break
