@@ -8,10 +8,11 @@ Every method runs through :func:`cryozssr.pipeline.movie.process_movie` (read, m
 super-resolution, write) in a child process of its own, whose peak RSS comes from ``os.wait4``;
 the floor is measured in the same run, so the ratio to it is the headline on a shared machine.
 
-Movies are synthetic uint8 Poisson counts (mean ~1 count/px/frame) of a smooth scene drifting by
-half-pixel steps, written as LZW TIFF (K3: 5760 x 4092 x 40), plus square movies.
+Movies are synthetic Poisson counts (mean ~1 count/px/frame) of a smooth scene drifting by
+half-pixel steps: uint8 LZW TIFF (K3: 5760 x 4092 x 40, and square movies), and a Falcon-size EER
+(4096 x 4096, 400 event frames read as 40 fractions, ``bench/_eer.py``).
 
-    PYTHONPATH=src python bench/bench_throughput.py --sizes 1024 2048 k3
+    PYTHONPATH=src python bench/bench_throughput.py --sizes 1024 2048 k3 falcon-eer
     PYTHONPATH=src python bench/bench_throughput.py --sizes 1024 --src /work/main/src --label before
 """
 
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-SIZES = {"1024": (1024, 1024), "2048": (2048, 2048), "k3": (4092, 5760)}
+SIZES = {"1024": (1024, 1024), "2048": (2048, 2048), "k3": (4092, 5760), "falcon-eer": (4096, 4096)}
+EER_GROUP = 10
+"""EER event frames per fraction of the Falcon-size movie (400 frames in 40 fractions)."""
 N_FRAMES = 40
 PIXEL_SIZE_ANGSTROM = 1.0
 DOSE_PER_FRAME = 1.0
@@ -40,12 +43,9 @@ def drift_half_px(n_frames: int) -> np.ndarray:
     return np.stack([np.round(4 * np.sqrt(t)) / 2, -np.round(3 * np.sqrt(t)) / 2], -1)
 
 
-def make_movie(path: Path, shape: tuple[int, int], *, seed: int = 0) -> None:
-    """Write the synthetic uint8 LZW TIFF movie and its true shifts (``<path>.json``)."""
-    import tifffile
-
+def _expected_frames(shape: tuple[int, int], rng: np.random.Generator):
+    """Expected counts per LR pixel of every frame ``(h, w)`` (~1 count/px/frame) and the shifts."""
     h, w = shape
-    rng = np.random.default_rng(seed)
     shifts = drift_half_px(N_FRAMES)
     margin = 2 * int(np.abs(shifts).max() + 2)
     hh, ww = 2 * h + 2 * margin, 2 * w + 2 * margin
@@ -61,10 +61,32 @@ def make_movie(path: Path, shape: tuple[int, int], *, seed: int = 0) -> None:
         for dy, dx in shifts:
             y0, x0 = margin - int(2 * dy), margin - int(2 * dx)
             crop = scene[y0 : y0 + 2 * h, x0 : x0 + 2 * w]
-            yield rng.poisson(crop.reshape(h, 2, w, 2).sum((1, 3))).astype(np.uint8)
+            yield crop.reshape(h, 2, w, 2).sum((1, 3))
 
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        tif.write(frames(), shape=(N_FRAMES, h, w), dtype=np.uint8, compression="lzw")
+    return frames(), shifts
+
+
+def make_movie(path: Path, shape: tuple[int, int], *, seed: int = 0) -> None:
+    """Write the synthetic movie and its true shifts (``<path>.json``): uint8 Poisson counts as
+    LZW TIFF, or for ``.eer`` an EER file of ``EER_GROUP`` event frames per fraction."""
+    import tifffile
+
+    h, w = shape
+    rng = np.random.default_rng(seed)
+    expected, shifts = _expected_frames(shape, rng)
+    if path.suffix == ".eer":
+        from _eer import write_eer
+
+        def events():  # at most one event per pixel and EER frame: the fraction's counts split
+            for lam in expected:
+                for _ in range(EER_GROUP):
+                    yield (rng.random((h, w), dtype=np.float32) < lam / EER_GROUP).astype(np.uint8)
+
+        write_eer(path, events(), n_frames=N_FRAMES * EER_GROUP, shape=shape, pixel_size_m=1e-10)
+    else:
+        with tifffile.TiffWriter(path, bigtiff=True) as tif:
+            counts = (rng.poisson(lam).astype(np.uint8) for lam in expected)
+            tif.write(counts, shape=(N_FRAMES, h, w), dtype=np.uint8, compression="lzw")
     path.with_suffix(".json").write_text(json.dumps({"shifts_lr_px": shifts.tolist()}))
 
 
@@ -196,7 +218,7 @@ def main() -> None:
     runs = results.setdefault("runs", {}).setdefault(args.label, {})
     for size in args.sizes:
         h, w = SIZES[size]
-        movie = args.data / f"movie_{size}.tif"
+        movie = args.data / f"movie_{size}.{'eer' if size == 'falcon-eer' else 'tif'}"
         if not movie.exists():
             make_movie(movie, (h, w))
         entry = {

@@ -15,6 +15,7 @@ import torch
 
 from _cli import fork_cli, run_cli, run_cli_quiet, wait_status
 from _synthetic import write_movies
+from cryozssr.io.prefetch import prefetch_file
 from cryozssr.pipeline import manifest as mf
 from cryozssr.pipeline.runner import EXIT_PARTIAL
 
@@ -260,3 +261,39 @@ def test_bad_batch_options_are_one_clean_line(movies, tmp_path, monkeypatch, cap
             monkeypatch, capsys, *_args(movies[:1], tmp_path / "o", "bilinear", *extra)
         )
         assert_one_clean_error(status, err, fragment)
+
+
+def test_the_next_movies_file_is_read_while_a_movie_runs(movies, tmp_path, monkeypatch, capsys):
+    """In-process batches read movie i+1's file in the background while movie i is processed
+    (``io/prefetch.py``): when a movie starts, the next one's file was asked for, and every byte of
+    it has been read by the time that movie starts (the real run reads it from the page cache)."""
+    from cryozssr.pipeline import runner
+
+    asked: list = []
+    seen_when_started: list = []
+    run_job = runner.run_movie_job
+
+    def prefetch(path):
+        asked.append(prefetch_file(path))
+        return asked[-1]
+
+    def job_recording_prefetches(job, on_progress=None):
+        for ahead in asked:
+            if ahead.path == job.path:  # this movie's file was read ahead
+                assert ahead.wait(timeout=30)
+                seen_when_started.append(ahead.bytes_read == job.path.stat().st_size)
+        return run_job(job, on_progress)
+
+    monkeypatch.setattr(runner, "prefetch_file", prefetch)
+    monkeypatch.setattr(runner, "run_movie_job", job_recording_prefetches)
+    status, _, _ = run_cli(monkeypatch, capsys, *_args(movies[:3], tmp_path / "out", "bilinear"))
+    assert status == 0
+    assert [p.path for p in asked] == list(movies[1:3])
+    assert seen_when_started == [True, True]
+
+
+def test_a_prefetch_of_a_missing_file_is_silent(tmp_path):
+    """The movie's own read reports a bad file; the background read only stops."""
+    ahead = prefetch_file(tmp_path / "gone.tif")
+    assert ahead.wait(timeout=10)
+    assert ahead.bytes_read == 0 and "gone.tif" in (ahead.error or "")

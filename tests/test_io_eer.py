@@ -91,6 +91,9 @@ def test_eer_frames_are_grouped_into_fractions(tmp_path, events):
         # groups of 3 hardware frames; the 10th (the remainder) is dropped, as in RELION
         expected = events[:9].reshape(3, 3, 16, 24).sum(axis=1).astype(np.float32)
         assert torch.equal(movie.read(), torch.from_numpy(expected))
+        # fractions of < 255 frames are read as uint8 counts (4x less memory than int32)
+        counts = movie.read(keep_integers=True)
+        assert counts.dtype == torch.uint8 and torch.equal(counts.float(), movie.read())
         summary = summarise_movie(movie)
     assert summary.mean_counts_per_pixel_per_frame == pytest.approx(expected.mean())
     assert summary.dose_per_frame_e_per_a2 == pytest.approx(expected.mean() / 0.83**2)

@@ -24,6 +24,7 @@ centre is at HR coordinate ``f I + (f - 1) / 2``. Unnormalised DFTs (``torch.fft
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -57,6 +58,53 @@ def shell_index(
     ``max_shell`` if given. The one shell rule of cryozssr (FRC, FSC, spectra, per-shell gains)."""
     shell = (radius_cycles_per_px * shells_per_cycle).round().long()
     return shell if max_shell is None else torch.clamp(shell, max=max_shell)
+
+
+SHELL_BLOCK_ELEMENTS = 2**22
+"""Frequencies of an ``rfft2`` half plane put on shells at a time by :func:`rfft_shell_sums`."""
+
+
+def rfft_shell_sums(
+    terms: Callable[[slice], Sequence[torch.Tensor]],
+    shape: tuple[int, int],
+    *,
+    shells_per_cycle: float,
+    n_shells: int,
+    full_plane: bool,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Sums on radial shells of values on the ``rfft2`` half plane of an ``(h, w)`` image.
+
+    ``terms(rows)`` gives the values on a block of ``rows``: a sequence of ``(..., rows, w // 2 +
+    1)`` real tensors (leading dimensions pooled). Shell ``round(|k| shells_per_cycle)`` (the
+    :func:`shell_index` rule), the shells past ``n_shells - 1`` counted in the last.
+    ``full_plane``: the columns the half plane mirrors count twice (sums over the whole plane);
+    else every half-plane coefficient once. Returns ``(len(terms) + 1, n_shells)`` float64, the
+    last row the number of coefficients (as counted). A block of rows at a time: no full-size
+    index or float64 table.
+    """
+    h, w = shape
+    weight = torch.ones(w // 2 + 1, dtype=torch.float64, device=device)
+    if full_plane:
+        weight[1 : (w - 1) // 2 + 1] = 2.0
+    sums: torch.Tensor | None = None
+    step = max(1, SHELL_BLOCK_ELEMENTS // weight.numel())
+    for r0 in range(0, h, step):
+        rows = slice(r0, r0 + step)
+        ky = torch.fft.fftfreq(h, dtype=torch.float64, device=device)[rows, None]
+        kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=device)[None, :]
+        radius = torch.sqrt(ky**2 + kx**2)
+        shell = shell_index(radius, shells_per_cycle, max_shell=n_shells - 1).flatten()
+        values = list(terms(rows))
+        if sums is None:
+            sums = torch.zeros(len(values) + 1, n_shells, dtype=torch.float64, device=device)
+        for i, v in enumerate(values):
+            pooled = (weight * v.double()).reshape(-1, *v.shape[-2:]).sum(0)
+            sums[i] += torch.bincount(shell, pooled.flatten(), minlength=n_shells)
+        ones = weight.expand(shell.numel() // weight.numel(), -1)
+        sums[-1] += torch.bincount(shell, ones.flatten(), minlength=n_shells)
+    assert sums is not None
+    return sums
 
 
 def box_transfer_rfft(shape: tuple[int, int], factor: int = 2, *, device=None) -> torch.Tensor:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from cryozssr.fourier import rfft_radius, shell_index
+from cryozssr.fourier import rfft_shell_sums
 
 
 def _upsampled_dft_patch(
@@ -79,10 +79,6 @@ def estimate_shift(
     return peak + offs
 
 
-FRC_BLOCK_ELEMENTS = 2**22
-"""Frequencies summed on shells at a time by :func:`frc_curve`."""
-
-
 def frc_curve(
     a: torch.Tensor, b: torch.Tensor, *, n_shells: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,26 +93,30 @@ def frc_curve(
         raise ValueError("frc_curve takes two (..., h, w) images of the same shape")
     h, w = a.shape[-2:]
     # spectra at the images' precision (float32: complex64, FRC within ~1e-6 of complex128; a K3
-    # frame's HR images are 94 Mpx), shell sums in float64 a block of rows at a time
+    # frame's HR images are 94 Mpx)
     fa = torch.fft.rfft2(a if a.dtype == torch.float64 else a.float())
     fb = torch.fft.rfft2(b if b.dtype == torch.float64 else b.float())
     n = n_shells or min(h, w) // 2
-    # count the non-redundant half plane once, the mirrored columns twice
-    weight = torch.ones(w // 2 + 1, dtype=torch.float64, device=a.device)
-    weight[1 : (w - 1) // 2 + 1] = 2.0
-    sums = torch.zeros(3, n + 1, dtype=torch.float64, device=a.device)
-    step = max(1, FRC_BLOCK_ELEMENTS // (fa[..., :1, :].numel()))
-    for r0 in range(0, h, step):
-        rows = slice(r0, r0 + step)
-        r = rfft_radius((h, w), device=a.device, rows=rows).double()
-        flat = shell_index(r, 2 * n, max_shell=n).flatten()  # shell i centred on i / (2n)
-        pa, pb = fa[..., rows, :], fb[..., rows, :]
-        for i, values in enumerate(((pa * pb.conj()).real, pa.abs() ** 2, pb.abs() ** 2)):
-            pooled = (weight * values.double()).reshape(-1, *r.shape).sum(0)
-            sums[i] += torch.bincount(flat, pooled.flatten(), minlength=n + 1)
-    frc = sums[0] / torch.sqrt(sums[1] * sums[2]).clamp(min=1e-300)
-    k = torch.arange(n + 1, dtype=torch.float64, device=a.device) / (2 * n)
-    return k[:n], frc[:n]
+    sums = rfft_shell_sums(
+        lambda rows: frc_terms(fa[..., rows, :], fb[..., rows, :]),
+        (h, w),
+        shells_per_cycle=2 * n,
+        n_shells=n + 1,  # shell i centred on i / (2n); past the last (n - 1) is dropped
+        full_plane=True,
+        device=a.device,
+    )
+    k = torch.arange(n, dtype=torch.float64, device=a.device) / (2 * n)
+    return k, frc_from_sums(sums)[:n]
+
+
+def frc_terms(fa: torch.Tensor, fb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """What an FRC sums on shells of two spectra: ``Re(fa conj(fb))``, ``|fa|^2``, ``|fb|^2``."""
+    return (fa * fb.conj()).real, fa.abs().square(), fb.abs().square()
+
+
+def frc_from_sums(sums: torch.Tensor) -> torch.Tensor:
+    """The FRC per shell from the shell sums of :func:`frc_terms` (rows 0-2)."""
+    return sums[0] / torch.sqrt(sums[1] * sums[2]).clamp(min=1e-300)
 
 
 def band_mean(k: torch.Tensor, values: torch.Tensor, low: float, high: float) -> float:

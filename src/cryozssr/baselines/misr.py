@@ -59,13 +59,12 @@ How it is computed (:mod:`cryozssr.baselines._alias_solve`, issue 14): the Gram 
 a few tabulated functions of the dose exponent (no per-frame outer products), the right-hand sides
 are per-alias dose- and phase-weighted sums of the frames' spectra on the ``rfft2`` half plane,
 and the 4x4 systems are solved in closed form; every frame of a tile is transformed once, also by
-the explicit regime (:func:`misr_halves_then_mmse`). Equal to the direct solve to ~1e-7 relative
+``mmse`` (:func:`cryozssr.baselines.mmse.misr_halves_then_mmse`). Equal to the direct solve to ~1e-7 relative
 (``tests/test_misr_fast.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -165,9 +164,9 @@ def misr(
     ``regularisation`` is then unused. ``frames`` may be any real dtype (integer counts included);
     ``frame_chunk`` frames are transformed at a time.
     """
-    solver = _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk)
-    if regularisation < 0:
-        raise ValueError(f"regularisation must be >= 0, got {regularisation}")
+    solver = _solver(
+        frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk, regularisation
+    )
     return _solve_tiles(solver, regularisation, signal, None).to(_out_dtype(frames))
 
 
@@ -190,9 +189,9 @@ def misr_with_average(
     averages like the HR image, so it differs from the whole-frame one near tile seams by the
     periodic-tile error the HR image has too, and within the drift of the frame edges.
     """
-    solver = _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk)
-    if regularisation < 0:
-        raise ValueError(f"regularisation must be >= 0, got {regularisation}")
+    solver = _solver(
+        frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk, regularisation
+    )
     average = solver.blend(factor=1)
     image = _solve_tiles(solver, regularisation, None, average)
     return image.to(_out_dtype(frames)), average.image().to(_out_dtype(frames))
@@ -202,7 +201,11 @@ def _out_dtype(frames: torch.Tensor) -> torch.dtype:
     return frames.dtype if frames.is_floating_point() else torch.float32
 
 
-def _solver(frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk):
+def _solver(
+    frames, motion, exposure, factor, tile_size_px, tile_overlap_px, frame_chunk, regularisation
+):
+    if regularisation < 0:
+        raise ValueError(f"regularisation must be >= 0, got {regularisation}")
     check_movie(frames, motion, factor=factor, min_frames=2, method="misr")
     return TileSolver(
         frames,
@@ -232,63 +235,6 @@ def _solve_tiles(
         if average is not None:
             average.add(tile, solver.average(tile, sums))
     return out.image()
-
-
-def misr_halves_then_mmse(
-    frames: torch.Tensor,
-    motion: MotionField,
-    spectrum_of_halves: Callable[[torch.Tensor, torch.Tensor], RadialSpectrum],
-    *,
-    exposure: Exposure | None,
-    regularisation: float = 0.25,
-    factor: int = 2,
-    frame_chunk: int = 8,
-    noise_from_data: bool = True,
-) -> tuple[torch.Tensor, RadialSpectrum, torch.Tensor]:
-    """Even- and odd-frame ``misr``, a spectrum from them, then the MMSE solve of all frames.
-
-    ``noise_from_data``: the noise spectrum of the MMSE weights is measured from the even and
-    odd sums (:func:`~cryozssr.baselines._alias_solve.noise_from_halves`); ``False``: Poisson
-    counts (white, variance = mean count), the assumption of earlier versions.
-
-    Equal to ``misr`` of the even frames, of the odd frames (each with the exposure of its frames)
-    and ``misr(..., signal=spectrum_of_halves(even, odd))`` of all frames, but every frame is cut,
-    transformed and summed once: the sums of all frames are those of the halves added. Returns
-    ``(image, spectrum, average)``, ``average`` the LR dose-weighted average of all frames formed
-    in the same pass (as in :func:`misr_with_average`); the even and odd images are seen only by
-    ``spectrum_of_halves`` (measure them there) and freed after it. Memory: the movie plus one
-    complex alias sum per LR frequency of every tile (``4 x 8`` bytes per LR pixel on the half
-    plane).
-    """
-    check_movie(frames, motion, factor=factor, min_frames=4, method="misr")
-    out_dtype = _out_dtype(frames)
-    solver = TileSolver(
-        frames,
-        motion,
-        exposure=exposure,
-        factor=factor,
-        tile_size_px=None,
-        tile_overlap_px=32,
-        frame_chunk=frame_chunk,
-    )
-    halves = (solver.blend(), solver.blend())
-    average = solver.blend(factor=1)
-    kept = []
-    for tile in solver.tiles:
-        even, odd = solver.sums(tile, split=True)
-        halves[0].add(tile, solver.tikhonov(tile, even, regularisation=regularisation))
-        halves[1].add(tile, solver.tikhonov(tile, odd, regularisation=regularisation))
-        difference = even.average - odd.average if noise_from_data else None
-        kept.append((even + odd, difference))
-        average.add(tile, solver.average(tile, kept[-1][0]))
-    # the halves only feed the spectrum (and what the caller measures on them there): freed after
-    spectrum = spectrum_of_halves(*(half.image().to(out_dtype) for half in halves))
-    del halves
-    out = solver.blend()
-    for tile in solver.tiles:
-        sums, difference = kept.pop(0)
-        out.add(tile, solver.mmse(tile, sums, spectrum, halves_difference=difference))
-    return out.image().to(out_dtype), spectrum, average.image().to(out_dtype)
 
 
 @dataclass(frozen=True)
@@ -436,6 +382,14 @@ class TileSolver:
     def noise(self, tile: Tile, even: AliasSums, odd: AliasSums) -> torch.Tensor:
         """The tile's noise power per frame and LR coefficient, from its even and odd sums."""
         return noise_from_halves(even, odd, self.grid(tile))
+
+    def window(self, tile: Tile) -> torch.Tensor:
+        """The tile's blending weights ``(f ly, f lx)`` on the HR grid (as :class:`Blend` uses)."""
+        _, h, w = self.frames.shape
+        f, dev = self.factor, self.frames.device
+        win_y = _window(tile.y0, tile.ly, h, self.overlap * f, f, device=dev)
+        win_x = _window(tile.x0, tile.lx, w, self.overlap * f, f, device=dev)
+        return win_y[:, None] * win_x[None, :]
 
     def blend(self, *, factor: int | None = None) -> Blend:
         """An empty blend of the tiles at ``factor`` (default: the solver's; 1: LR)."""

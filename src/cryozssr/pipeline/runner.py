@@ -5,6 +5,8 @@ call. Each movie is one :class:`MovieJob`, run by :func:`run_movie_job` in this 
 process pool (``workers > 1``) or on a Dask cluster (``dask_address``): the job claims the movie,
 processes it, and records the outcome in the manifest (:mod:`cryozssr.pipeline.manifest`), which
 also rewrites the STAR files. So every engine writes the same files, and a killed run resumes.
+In this process, the next movie's file is read in the background while a movie is processed
+(:mod:`cryozssr.io.prefetch`): disk or network storage and compute overlap.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from cryozssr.errors import CryoZssrError, OptionError
+from cryozssr.io.prefetch import prefetch_file
 from cryozssr.pipeline import manifest as mf
 from cryozssr.pipeline.config import RunConfig
 from cryozssr.pipeline.movie import movie_stem, output_names
@@ -328,8 +331,15 @@ def run_batch(
         from cryozssr.pipeline.engines import run_on_processes
 
         run_on_processes(jobs, options, collect=collect, should_stop=should_stop)
-    else:
-        for job in jobs:
-            if should_stop() or collect(run_movie_job(job, on_progress)):
+    else:  # one movie at a time, the next one's file read meanwhile (disk and compute overlap)
+        ahead = None
+        for i, job in enumerate(jobs):
+            if should_stop():
                 break
+            if i + 1 < len(jobs):
+                ahead = prefetch_file(jobs[i + 1].path)
+            if collect(run_movie_job(job, on_progress)):
+                break
+        if ahead is not None:
+            ahead.cancel()
     return summary
