@@ -60,9 +60,9 @@ NYQUIST_BANDS = {"nyquist_1.33x": (0.25, 1.0 / 3.0), "1.33x_1.67x": (1.0 / 3.0, 
 
 SPECTRUM_TILES = 16
 """Tiles, spread evenly over the frame, whose even and odd reconstructions measure the signal
-spectrum (every tile when there are fewer). 16 tiles of 512 LR px are 4.2 LR Mpx, about 300
-coefficients on the narrowest shell (the 3rd) of a tile's spectrum and thousands past the Nyquist
-before smoothing; their sums are what the default keeps in memory until the spectrum is known."""
+spectrum (every tile when there are fewer). 16 tiles of 512 LR px (of a K3 frame's 108) pool,
+past the LR Nyquist, ~13000 coefficients per shell before smoothing (~800 per tile); their alias
+sums are all the default keeps in memory until the spectrum is known."""
 
 
 @dataclass
