@@ -1,7 +1,8 @@
 """One function per ``--method``: LR frames + motion in, a 2x micrograph (counts per HR pixel) out.
 
-Every method sees the same inputs: gain-corrected LR frames ``(t, h, w)``, the motion estimated on
-them, the motion-corrected dose-weighted average, and the exposure. None is given anything the
+Every method sees the same inputs: gain-corrected LR frames ``(t, h, w)`` (with a gain reference, a
+:class:`~cryozssr.frames.GainCorrected` movie: the counts are corrected chunk by chunk), the motion
+estimated on them, the motion-corrected dose-weighted average, and the exposure. None is given anything the
 others are not. ``misr`` and ``mmse`` with global motion form the average themselves, in the pass
 over the frames their solve makes anyway (:func:`forms_average`): every frame is transformed once.
 """
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 
 from cryozssr.dose import Exposure
+from cryozssr.frames import GainCorrected, as_tensor
 from cryozssr.motion.field import MotionField
 from cryozssr.pipeline.config import RunConfig
 
@@ -23,7 +25,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class MethodInputs:
-    frames: torch.Tensor  # (t, h, w) LR counts, gain-corrected, on the run's device
+    frames: torch.Tensor | GainCorrected  # (t, h, w) LR counts, gain-corrected, run's device
     motion: MotionField  # LR pixels
     average: torch.Tensor | None  # (h, w) motion-corrected, dose-weighted; None: forms_average
     exposure: Exposure
@@ -92,7 +94,7 @@ def _zssr(x: MethodInputs, cfg: RunConfig, on_progress: Progress | None):
     # and saved for the next movies (and for a resumed batch)
     reuse = checkpoint is not None and Path(checkpoint).exists()
     result = super_resolve(
-        x.frames,
+        as_tensor(x.frames),  # the network trains on the whole movie
         x.motion,
         exposure=x.exposure,
         config=config,

@@ -22,6 +22,7 @@ import torch
 from cryozssr import __version__
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError, ProcessingError
+from cryozssr.frames import GainCorrected
 from cryozssr.io import (
     atomic_path,
     movie_stem,
@@ -150,11 +151,15 @@ def process_movie(
             )
         if not isinstance(device, torch.device):  # resolved once the header is known to be good
             device = _resolve_device(device)
-        # integer counts without a gain stay integers (4x less memory than float32)
-        frames = movie.read(device=device, keep_integers=gain is None)
+        # integer counts stay integers (4x less memory than float32); a gain reference is
+        # applied chunk by chunk as the frames are taken (GainCorrected)
+        frames = movie.read(device=device, keep_integers=True)
     check_raw_frames(frames, dtype_name=movie.dtype_name, name=path.name)
     if gain is not None:
-        frames *= gain.to(frames.device)
+        if frames.is_floating_point():
+            frames *= gain.to(frames.device)
+        else:
+            frames = GainCorrected(frames, gain)
     exposure = _exposure(cfg, pixel_size, movie, frames, path.name)
     t = lap("read", t)
 
