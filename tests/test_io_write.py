@@ -52,6 +52,23 @@ def test_write_mrc_2d_numpy_and_volume_flag(tmp_path):
         assert mrc.voxel_size.z == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("shape", [(300, 200), (3, 2000, 1500)])  # the second: several blocks
+def test_header_statistics_are_those_of_the_data(tmp_path, shape, monkeypatch):
+    """dmin, dmax, dmean and rms (the standard deviation, as mrcfile writes it) computed a block
+    at a time equal numpy's over the whole array (float32 header fields)."""
+    from cryozssr.io import write as write_module
+
+    monkeypatch.setattr(write_module, "STATS_BLOCK_ELEMENTS", 2**20)
+    data = 5.0 + 2.0 * np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    write_mrc(tmp_path / "x.mrc", data, pixel_size_angstrom=1.0)
+    with mrcfile.open(tmp_path / "x.mrc") as mrc:
+        h = mrc.header
+        assert np.array_equal(mrc.data, data)
+        assert (float(h.dmin), float(h.dmax)) == (float(data.min()), float(data.max()))
+        assert float(h.dmean) == pytest.approx(float(data.astype(np.float64).mean()), rel=1e-6)
+        assert float(h.rms) == pytest.approx(float(data.astype(np.float64).std()), rel=1e-5)
+
+
 def test_write_mrc_refuses_values_an_integer_mode_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         write_mrc(tmp_path / "x.mrc", np.full((2, 2), 300.0), pixel_size_angstrom=1, mode="int8")

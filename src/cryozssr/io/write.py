@@ -7,6 +7,7 @@ so a reader never sees a half-written file and an interrupted run leaves no part
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import warnings
@@ -209,14 +210,38 @@ def write_mrc(
         atomic_path(path, overwrite_protect=overwrite_protect) as tmp,
         mrcfile.new(tmp, overwrite=True) as mrc,
     ):
-        with warnings.catch_warnings():  # header statistics of NaN/Inf data: not our concern
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mrc.set_data(array)
+        # mrcfile's header statistics take a whole-image temporary (its std): a block at a time
+        mrc.update_header_stats = lambda: None
+        mrc.set_data(array)
+        _header_stats(mrc.header, array)
         if array.ndim == 3 and not volume:
             mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_angstrom)
         _label(mrc)
     return path
+
+
+STATS_BLOCK_ELEMENTS = 2**22
+"""Values of an array summed at a time for the MRC header statistics."""
+
+
+def _header_stats(header, array: np.ndarray) -> None:
+    """``dmin``, ``dmax``, ``dmean`` and ``rms`` (the standard deviation, as mrcfile writes it) of
+    ``array``, in float64 a block at a time (no temporary of the array's size)."""
+    flat = array.reshape(-1)
+    if flat.size == 0:
+        return
+    lo, hi, total, squares = math.inf, -math.inf, 0.0, 0.0
+    with warnings.catch_warnings():  # statistics of NaN/Inf data: not our concern
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for start in range(0, flat.size, STATS_BLOCK_ELEMENTS):
+            block = flat[start : start + STATS_BLOCK_ELEMENTS].astype(np.float64)
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+            total += float(block.sum())
+            squares += float(np.square(block).sum())
+        mean = total / flat.size
+        header.dmin, header.dmax, header.dmean = np.float32(lo), np.float32(hi), np.float32(mean)
+        header.rms = np.float32(math.sqrt(max(squares / flat.size - mean * mean, 0.0)))
 
 
 def write_star(
