@@ -145,6 +145,13 @@ a patch spans two node spacings); on 256 px frames (104 px patches) local motion
 mostly not detectable."""
 
 
+PATCH_CROP_PX = 256
+"""Patches are aligned on at most this many Fourier samples per axis (the lowest frequencies):
+the cost and memory of local motion stay bounded on large detectors (a 5 x 5 grid on a
+5760 x 4092 px K3 frame has 2304 x 1636 px patches; 256 samples keep periods down to 18 px).
+On 512 px frames (206 px patches, cropped to 104 by ``max_frequency``) nothing changes."""
+
+
 def auto_patch_grid(shape: tuple[int, int], *, overlap: float = 2.0) -> tuple[int, int] | None:
     """The patch grid of ``patches="auto"`` for ``(h, w)`` frames, or ``None`` (too small).
 
@@ -188,8 +195,31 @@ def _estimate_stack(
     )
     for i in range(t):  # one frame at a time: memory is the cropped spectra plus one frame
         spec[..., i, :, :] = cropped_rfft(stacks[..., i, :, :].float(), crop)
+    return _align_spectra(
+        spec,
+        (h, w),
+        config,
+        bfactor_px2=bfactor_px2,
+        initial_px=initial_px,
+        max_shift_px=max_shift_px,
+    )
+
+
+def _align_spectra(
+    spec: torch.Tensor,
+    shape: tuple[int, int],
+    config: MotionConfig,
+    *,
+    bfactor_px2: float,
+    initial_px: torch.Tensor | None = None,
+    max_shift_px: float | None = None,
+) -> torch.Tensor:
+    """:func:`_estimate_stack` on the stacks' cropped spectra ``(..., t, hc, wc // 2 + 1)``."""
+    h, w = shape
+    crop = (spec.shape[-2], 2 * (spec.shape[-1] - 1))
+    t = spec.shape[-3]
     spec[..., 0, 0] = 0  # the frames' means removed
-    ky, kx = cropped_frequencies((h, w), crop, device=stacks.device)
+    ky, kx = cropped_frequencies((h, w), crop, device=spec.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
     filt[0, 0] = 0.0
@@ -199,7 +229,7 @@ def _estimate_stack(
             spec, ky, kx, shape=(h, w), filt=filt, max_step_px=limit
         )
     else:
-        init = initial_px.to(torch.float64).expand(*stacks.shape[:-2], 2).clone()
+        init = initial_px.to(torch.float64).expand(*spec.shape[:-3], t, 2).clone()
     return _align.align_stack(
         spec,
         ky,
@@ -255,15 +285,18 @@ def _estimate_local(
     if min(ph, pw) < 16:
         raise OptionError(f"a {gh}x{gw} patch grid on {h}x{w} px frames gives patches under 16 px")
     window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
-    patches = torch.empty(gh, gw, t, ph, pw, device=frames.device)
-    for k in range(t):  # one aligned frame at a time keeps memory at one movie
+    crop = tuple(min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX) for n in (ph, pw))
+    spec = torch.empty(
+        gh, gw, t, crop[0], crop[1] // 2 + 1, dtype=torch.complex64, device=frames.device
+    )
+    for k in range(t):  # one aligned frame at a time: memory is the patches' cropped spectra
         aligned = fourier_shift(frames[k].float(), -global_px[k])
-        for i, y0 in enumerate(ys):
-            for j, x0 in enumerate(xs):
-                p = aligned[y0 : y0 + ph, x0 : x0 + pw]
-                patches[i, j, k] = (p - p.mean()) * window
-    raw = _estimate_stack(
-        patches,
+        cut = torch.stack([aligned[y0 : y0 + ph, x0 : x0 + pw] for y0 in ys for x0 in xs])
+        cut = (cut - cut.mean(dim=(-2, -1), keepdim=True)) * window
+        spec[:, :, k] = cropped_rfft(cut, crop).reshape(gh, gw, *spec.shape[-2:])
+    raw = _align_spectra(
+        spec,
+        (ph, pw),
         dataclasses.replace(config, smoothing_frames=0),  # the space-time model regularises
         bfactor_px2=config.patch_bfactor_px2,
         max_shift_px=min(min(ph, pw) / 4, 2 * config.max_local_shift_px),
