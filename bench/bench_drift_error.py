@@ -1,10 +1,11 @@
-"""Global motion against the simulator's injected drift: largest and RMS error per movie, LR px.
+"""Motion against the simulator's injected motion: largest and RMS error per movie, LR px.
 
     python bench/bench_drift_error.py --sim DIR [DIR ...] [--movies 2]
 
-For every ``cryozssr simulate`` folder: the estimated global trajectory (``cryozssr run``'s
-default motion) minus the simulator's global drift, both relative to frame 0. Writes
-``bench/results/drift_error.json``.
+For every ``cryozssr simulate`` folder: the estimated global trajectory minus the simulator's
+global drift, both relative to frame 0; and ``cryozssr run``'s default motion (``--patches auto``:
+global + local where the movie shows it) against the simulator's global + local motion at the
+5 x 5 nodes (:func:`bench_mmse.motion_error`). Writes ``bench/results/drift_error.json``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import os
 from pathlib import Path
 
 from _machine import machine
-from bench_mmse import exact_motion
+from bench_mmse import exact_motion, motion_error
 from cryozssr.io import open_movie
-from cryozssr.motion.estimate import estimate_motion
+from cryozssr.motion.estimate import MotionConfig, estimate_motion
 
 
 def main() -> None:
@@ -35,12 +36,21 @@ def main() -> None:
             truth = exact_motion(sim / "truth" / f"{path.stem}_motion.json", frames.shape[-2:])
             err = estimate_motion(frames).global_shifts_px - truth.global_shifts_px
             err = err - err[:1]
+            auto = estimate_motion(frames, config=MotionConfig(patches="auto"))
+            pixel = json.loads((sim / "simulation.json").read_text())["config"]
+            auto_error = motion_error(auto, truth, 2 * pixel["pixel_size_hr_angstrom"])
             row = {
                 "sim": str(sim),
                 "movie": path.stem,
                 "true_drift_lr_px": float(truth.global_shifts_px.norm(dim=-1).max()),
                 "global_max_error_lr_px": float(err.norm(dim=-1).max()),
                 "global_rms_error_lr_px": float(err.pow(2).sum(-1).mean().sqrt()),
+                "true_local_max_lr_px": float(truth.local_shifts_px.norm(dim=-1).max())
+                if truth.local_shifts_px is not None
+                else 0.0,
+                "auto_local_kept": auto.local_shifts_px is not None,
+                "auto_max_error_lr_px": auto_error["max_lr_px"],
+                "auto_rms_error_angstrom": auto_error["rms_angstrom"],
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

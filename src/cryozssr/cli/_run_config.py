@@ -51,6 +51,18 @@ def _option_pairs(options: list[str]) -> dict[str, str]:
     return pairs
 
 
+def parse_patches(value: str) -> tuple[int, int] | str | None:
+    """``--patches``: ``auto``, ``off`` (global motion only) or a grid size ``N`` (N x N)."""
+    text = value.strip().lower()
+    if text in ("auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise OptionError(f"--patches {value}: expected auto, off or a grid size N") from None
+    return (n, n)  # RunConfig checks n >= 1
+
+
 def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
     """The run's config from ``--config`` or from the options ``p`` (named as ``run``'s parameters)."""
     if p["config"] is not None:
@@ -99,7 +111,7 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         gain_flip=p["gain_flip"],
         mtf_path=str(p["mtf"]) if p.get("mtf") else None,
         eer_fractions=p["eer_fractions"],
-        motion_patches=(p["patches"], p["patches"]) if p["patches"] is not None else None,
+        motion_patches=parse_patches(p["patches"]),
         motion_refine=p["motion_refine"],
         half_sets=p["half_sets"],
         zssr_checkpoint=str(p["zssr_checkpoint"]) if p.get("zssr_checkpoint") else None,

@@ -9,12 +9,14 @@ every iteration by a local quadratic fit over a few frames.
 
 Local: the globally aligned frames are cut into overlapping, edge-tapered patches centred on the
 nodes of a ``(gh, gw)`` grid; each patch stack is aligned in the same way (all patches batched, no
-smoothing), and one smooth model of space and time is fitted to all the patches' residual
-trajectories at once (:mod:`cryozssr.motion._local`: polynomial in time without a constant, so
-``local[0] == 0``, and in space over the grid, as MotionCor2's; each patch weighted by its own
-noise, outlier patches rejected). The model is kept only if it explains significantly more than the
-patches' noise and stays within ``max_local_shift_px`` of the global trajectory; otherwise the
-movie keeps its global motion: local motion can refine, never run away.
+smoothing), and one model of space and time is fitted to all the patches' residual trajectories at
+once (:mod:`cryozssr.motion._local`: a few smooth temporal components shared by every patch, learnt
+from the movie, each patch with its own amplitudes, every patch weighted by its measured noise,
+outlier patches replaced by the smooth part over the grid; the number of components chosen by
+even/odd cross-validation). The model is kept only if its held-out gain over global motion beats
+what the same fit finds on the frames in random order, and it stays within ``max_local_shift_px``
+of the global trajectory; otherwise the movie keeps its global motion: local motion can refine,
+never run away, and a movie without local motion gets global motion back.
 
 Pure tensor code. Shifts follow :mod:`cryozssr.motion.field`: ``shifts[t]`` is the position of the
 specimen in frame ``t`` relative to frame 0, in (y, x) pixels of the movie.
@@ -62,12 +64,20 @@ class MotionConfig:
         iteration (``0`` = none). Exact for trajectories quadratic over the window; it biases
         trajectories with frame-to-frame jitter, so lower it for stage-drift-like motion.
     patches:
-        ``(gh, gw)`` grid of local-motion patches, or ``None`` for global motion only.
+        ``(gh, gw)`` grid of local-motion patches, ``"auto"`` (:func:`auto_patch_grid`: 5 x 5
+        where patches of at least ``AUTO_MIN_PATCH_PX`` fit, fewer on small frames), or ``None``
+        for global motion only. Local motion is kept only where the data show it (module
+        docstring), so ``"auto"`` leaves a movie without local motion with its global motion.
     patch_bfactor_px2, patch_overlap:
         Low-pass for patches; patch size as a multiple of the node spacing.
+    patch_iterations:
+        Alignment rounds of the patches (started from the global trajectory, so no search for
+        large moves). Their noisy per-frame trajectories are regularised by the local model, not
+        iterated to ``tolerance_px``: after 3 rounds they move by < 0.001 px (512 px frames).
     local_time_degree, local_space_degree:
-        Degrees in time and in space (over the patch grid) of the local motion model fitted to
-        all patches at once (MotionCor2's model is cubic in time, quadratic in space).
+        Degree in time of the local model's shared temporal components (polynomials without a
+        constant), and degree in space (over the patch grid) of the smooth part that outlier
+        patches are compared with and replaced by.
     max_local_shift_px:
         Sanity bound: local motion beyond this (relative to the global trajectory, anywhere on the
         grid, any frame) is rejected and the movie keeps its global motion (with a warning).
@@ -79,10 +89,11 @@ class MotionConfig:
     n_iterations: int = 8
     tolerance_px: float = 0.002
     smoothing_frames: int = 7
-    patches: tuple[int, int] | None = None
+    patches: tuple[int, int] | str | None = None
     patch_bfactor_px2: float = 100.0
     patch_overlap: float = 2.0
-    local_time_degree: int = 3
+    patch_iterations: int = 3
+    local_time_degree: int = 4
     local_space_degree: int = 2
     max_local_shift_px: float = 5.0
 
@@ -93,9 +104,12 @@ class MotionConfig:
             raise OptionError(
                 f"max_frequency must be in (0, 0.5] cycles/px, got {self.max_frequency}"
             )
-        if self.n_iterations < 1 or self.max_shift_px <= 0:
-            raise OptionError("n_iterations must be >= 1 and max_shift_px > 0")
-        if self.patches is not None and (len(self.patches) != 2 or min(self.patches) < 1):
+        if self.n_iterations < 1 or self.patch_iterations < 1 or self.max_shift_px <= 0:
+            raise OptionError("n_iterations, patch_iterations must be >= 1 and max_shift_px > 0")
+        if isinstance(self.patches, str):
+            if self.patches != "auto":
+                raise OptionError(f"patches must be 'auto', a grid or None, got {self.patches!r}")
+        elif self.patches is not None and (len(self.patches) != 2 or min(self.patches) < 1):
             raise OptionError(f"patches must be two integers >= 1, got {self.patches}")
         if self.patch_overlap < 1.0 or self.local_time_degree < 1 or self.local_space_degree < 0:
             raise OptionError(
@@ -116,8 +130,9 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
     global_px = _estimate_stack(frames, config, bfactor_px2=config.bfactor_px2)  # any real dtype
     global_px = (global_px - global_px[:1]).to(torch.float32)
     local = None
-    if config.patches is not None:
-        local = _estimate_local(frames, global_px, config)
+    grid = auto_patch_grid((h, w)) if config.patches == "auto" else config.patches
+    if grid is not None:
+        local = _estimate_local(frames, global_px, dataclasses.replace(config, patches=grid))
         local = None if local is None else local.to(torch.float32)
     log.debug(
         "global motion: %d frames, total path %.2f px",
@@ -125,6 +140,30 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
         float(global_px.diff(dim=0).norm(dim=-1).sum()),
     )
     return MotionField(global_px, (h, w), local)
+
+
+AUTO_GRID = 5
+"""``patches="auto"``: MotionCor2's usual 5 x 5 grid ..."""
+AUTO_MIN_PATCH_PX = 128
+"""... with fewer patches where they would be smaller than this (with the default overlap of 2,
+a patch spans two node spacings); on 256 px frames (104 px patches) local motion of 1-3 A was
+mostly not detectable."""
+
+
+PATCH_CROP_PX = 256
+"""Patches are aligned on at most this many Fourier samples per axis (the lowest frequencies):
+the cost and memory of local motion stay bounded on large detectors (a 5 x 5 grid on a
+5760 x 4092 px K3 frame has 2304 x 1636 px patches; 256 samples keep periods down to 18 px).
+On 512 px frames (206 px patches, cropped to 104 by ``max_frequency``) nothing changes."""
+
+
+def auto_patch_grid(shape: tuple[int, int], *, overlap: float = 2.0) -> tuple[int, int] | None:
+    """The patch grid of ``patches="auto"`` for ``(h, w)`` frames, or ``None`` (too small).
+
+    Per axis ``min(AUTO_GRID, floor(overlap * n / AUTO_MIN_PATCH_PX))``; ``None`` below 2 x 2.
+    """
+    grid = tuple(min(AUTO_GRID, int(overlap * n // AUTO_MIN_PATCH_PX)) for n in shape)
+    return None if min(grid) < 2 else (grid[0], grid[1])
 
 
 def check_movie(frames: torch.Tensor) -> None:
@@ -161,8 +200,31 @@ def _estimate_stack(
     )
     for i in range(t):  # one frame at a time: memory is the cropped spectra plus one frame
         spec[..., i, :, :] = cropped_rfft(stacks[..., i, :, :].float(), crop)
+    return _align_spectra(
+        spec,
+        (h, w),
+        config,
+        bfactor_px2=bfactor_px2,
+        initial_px=initial_px,
+        max_shift_px=max_shift_px,
+    )
+
+
+def _align_spectra(
+    spec: torch.Tensor,
+    shape: tuple[int, int],
+    config: MotionConfig,
+    *,
+    bfactor_px2: float,
+    initial_px: torch.Tensor | None = None,
+    max_shift_px: float | None = None,
+) -> torch.Tensor:
+    """:func:`_estimate_stack` on the stacks' cropped spectra ``(..., t, hc, wc // 2 + 1)``."""
+    h, w = shape
+    crop = (spec.shape[-2], 2 * (spec.shape[-1] - 1))
+    t = spec.shape[-3]
     spec[..., 0, 0] = 0  # the frames' means removed
-    ky, kx = cropped_frequencies((h, w), crop, device=stacks.device)
+    ky, kx = cropped_frequencies((h, w), crop, device=spec.device)
     k2 = ky[:, None] ** 2 + kx[None, :] ** 2
     filt = torch.exp(-bfactor_px2 * k2 / 4).to(torch.float32)
     filt[0, 0] = 0.0
@@ -172,7 +234,7 @@ def _estimate_stack(
             spec, ky, kx, shape=(h, w), filt=filt, max_step_px=limit
         )
     else:
-        init = initial_px.to(torch.float64).expand(*stacks.shape[:-2], 2).clone()
+        init = initial_px.to(torch.float64).expand(*spec.shape[:-3], t, 2).clone()
     return _align.align_stack(
         spec,
         ky,
@@ -228,17 +290,23 @@ def _estimate_local(
     if min(ph, pw) < 16:
         raise OptionError(f"a {gh}x{gw} patch grid on {h}x{w} px frames gives patches under 16 px")
     window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
-    patches = torch.empty(gh, gw, t, ph, pw, device=frames.device)
-    for k in range(t):  # one aligned frame at a time keeps memory at one movie
+    crop = tuple(min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX) for n in (ph, pw))
+    spec = torch.empty(
+        gh, gw, t, crop[0], crop[1] // 2 + 1, dtype=torch.complex64, device=frames.device
+    )
+    for k in range(t):  # one aligned frame at a time: memory is the patches' cropped spectra
         aligned = fourier_shift(frames[k].float(), -global_px[k])
-        for i, y0 in enumerate(ys):
-            for j, x0 in enumerate(xs):
-                p = aligned[y0 : y0 + ph, x0 : x0 + pw]
-                patches[i, j, k] = (p - p.mean()) * window
-    raw = _estimate_stack(
-        patches,
-        dataclasses.replace(config, smoothing_frames=0),  # the space-time model regularises
+        cut = torch.stack([aligned[y0 : y0 + ph, x0 : x0 + pw] for y0 in ys for x0 in xs])
+        cut = (cut - cut.mean(dim=(-2, -1), keepdim=True)) * window
+        spec[:, :, k] = cropped_rfft(cut, crop).reshape(gh, gw, *spec.shape[-2:])
+    raw = _align_spectra(
+        spec,
+        (ph, pw),
+        dataclasses.replace(  # the space-time model regularises
+            config, smoothing_frames=0, n_iterations=config.patch_iterations
+        ),
         bfactor_px2=config.patch_bfactor_px2,
+        initial_px=torch.zeros(t, 2, device=frames.device),  # already globally aligned
         max_shift_px=min(min(ph, pw) / 4, 2 * config.max_local_shift_px),
     )  # (gh, gw, t, 2)
     fit = fit_local_model(
@@ -253,6 +321,11 @@ def _estimate_local(
         )
         return None
     if not fit.accepted:
-        log.info("local motion not significant above the patches' noise: global motion kept")
+        log.info(
+            "local motion not above noise (held-out gain %.1f, permuted frames %.1f): "
+            "global motion kept",
+            fit.gain,
+            fit.null_gain,
+        )
         return None
     return fit.shifts_px.permute(2, 0, 1, 3)  # (t, gh, gw, 2)

@@ -61,7 +61,10 @@ class RunConfig:
     gain_flip: int = 0
     mtf_path: str | None = None
     eer_fractions: int = 40
-    motion_patches: tuple[int, int] | None = None
+    motion_patches: tuple[int, int] | str | None = "auto"
+    """Local-motion patch grid: ``"auto"`` (the default: 5 x 5 on frames large enough, kept only
+    where the movie shows local motion, :mod:`cryozssr.motion.estimate`), ``(n, n)``, or ``None``
+    (global motion only)."""
     motion_refine: bool = False
     """Refine the estimated motion against the forward model of the super-resolved estimate
     (:mod:`cryozssr.motion.refine`)."""
@@ -105,10 +108,15 @@ class RunConfig:
             raise OptionError("--gain-flip must be 0, 1 or 2 (RELION's convention)")
         if self.eer_fractions < 2:
             raise OptionError("--eer-fractions must be at least 2")
-        if self.motion_patches is not None and min(self.motion_patches) < 1:
+        if isinstance(self.motion_patches, str):
+            if self.motion_patches != "auto":
+                raise OptionError(
+                    f"--patches {self.motion_patches}: expected auto, off or a grid size N >= 1"
+                )
+        elif self.motion_patches is not None and min(self.motion_patches) < 1:
             raise OptionError(
                 f"--patches {min(self.motion_patches)}: must be at least 1 "
-                "(leave it out for global motion only)"
+                "(--patches off for global motion only)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +136,7 @@ class RunConfig:
         kind = METHOD_CONFIGS.get(method)
         if options is not None and kind is not None:
             values["method_config"] = _from_dict(kind, options)
-        if values.get("motion_patches") is not None:
+        if isinstance(values.get("motion_patches"), list):
             values["motion_patches"] = tuple(values["motion_patches"])
         return cls(**values)
 
