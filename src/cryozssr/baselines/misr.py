@@ -383,14 +383,6 @@ class TileSolver:
         """The tile's noise power per frame and LR coefficient, from its even and odd sums."""
         return noise_from_halves(even, odd, self.grid(tile))
 
-    def window(self, tile: Tile) -> torch.Tensor:
-        """The tile's blending weights ``(f ly, f lx)`` on the HR grid (as :class:`Blend` uses)."""
-        _, h, w = self.frames.shape
-        f, dev = self.factor, self.frames.device
-        win_y = _window(tile.y0, tile.ly, h, self.overlap * f, f, device=dev)
-        win_x = _window(tile.x0, tile.lx, w, self.overlap * f, f, device=dev)
-        return win_y[:, None] * win_x[None, :]
-
     def blend(self, *, factor: int | None = None) -> Blend:
         """An empty blend of the tiles at ``factor`` (default: the solver's; 1: LR)."""
         _, h, w = self.frames.shape

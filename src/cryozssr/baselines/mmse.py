@@ -91,10 +91,12 @@ class HalfSetShells:
 
     Over tiles, the shell sums add: the estimate is the tiles' pooled cross-spectrum on the tile's
     frequency grid (the grid :meth:`RadialSpectrum.for_grid` blurs a whole-frame spectrum to for a
-    tile anyway), each tile weighted by its blending window. One pair: the whole image's. Measured
-    against the whole frame's blended halves (what ``mmse`` did before): identical on one tile; on
-    two 256-px movies cut into 80- and 96-px tiles (the worst case: edges are a large share), the
-    output's FRC past the Nyquist moved by -0.001 .. +0.005 (without the window -0.004 .. +0.001).
+    tile anyway), each tile periodic as its solve is. One pair: the whole image's. Measured against
+    the whole frame's blended halves (what ``mmse`` did before): identical on one tile; on the 2
+    movies of the benchmark set (c) with their exact local motion (25 tiles of 128 LR px) the
+    output's FRC past the Nyquist moved by +0.0005 / +0.0001; weighting each tile by its blending
+    window, tried first, lost 0.002 in the second band there (the window blurs a small tile's
+    spectrum).
     """
 
     def __init__(self) -> None:
@@ -102,10 +104,8 @@ class HalfSetShells:
         self.spectrum_sums: torch.Tensor | None = None  # (2, n): cross power per px, count
         self.frc_sums: torch.Tensor | None = None  # (4, m + 1): frc_terms, count
 
-    def add(self, a: torch.Tensor, b: torch.Tensor, *, window: torch.Tensor | None = None) -> None:
-        """Add a pair; ``window`` ``(H, W)``: weights both are multiplied by first (a tile's
-        blending window: its periodic edges, where the tile model is wrong, count for nothing),
-        the power normalised by its sum of squares."""
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Add a pair (a tile's even and odd reconstructions, as solved: periodic)."""
         if a.shape != b.shape or a.ndim != 2:
             raise ValueError(
                 f"need two images of the same (H, W) shape, got {a.shape} and {b.shape}"
@@ -115,14 +115,10 @@ class HalfSetShells:
             raise ValueError(f"every pair must have one shape {self.shape}, got {(h, w)}")
         self.shape = (h, w)
         # complex64 spectra, shell sums in float64 (rfft_shell_sums: a block of rows at a time)
-        norm = float(h * w)
-        if window is not None:
-            a, b = a * window, b * window
-            norm = float(window.square().sum())
         fa, fb = torch.fft.rfft2(a.float()), torch.fft.rfft2(b.float())
         n = round(math.hypot((h // 2) / h, (w // 2) / w) * max(h, w)) + 1  # the corner's shell
         spectrum = rfft_shell_sums(
-            lambda rows: ((fa[rows] * fb[rows].conj()).real / norm,),
+            lambda rows: ((fa[rows] * fb[rows].conj()).real / (h * w),),
             (h, w),
             shells_per_cycle=max(h, w),
             n_shells=n,
@@ -272,7 +268,6 @@ def misr_halves_then_mmse(
         shells.add(
             solver.tikhonov(tile, even, regularisation=config.regularisation),
             solver.tikhonov(tile, odd, regularisation=config.regularisation),
-            window=solver.window(tile),
         )
         kept[i] = (sums, difference)
     spectrum = shells.spectrum(
