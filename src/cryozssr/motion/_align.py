@@ -14,7 +14,7 @@ import torch
 
 from cryozssr.fourier import phase_ramp
 
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 32 * 2**20
 """Frames' spectra processed at a time per alignment iteration (bounded temporaries)."""
 
 

@@ -28,15 +28,15 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from cryozssr.errors import InputError, OptionError
-from cryozssr.fourier import cropped_frequencies, cropped_rfft
+from cryozssr.fourier import cropped_frequencies, cropped_rfft, phase_ramp
 from cryozssr.motion import _align
 from cryozssr.motion._local import fit_local_model
 from cryozssr.motion.field import MotionField
-from cryozssr.ops import fourier_shift
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +127,16 @@ def estimate_motion(frames: torch.Tensor, *, config: MotionConfig = MotionConfig
     """
     check_movie(frames)
     t, h, w = frames.shape
-    global_px = _estimate_stack(frames, config, bfactor_px2=config.bfactor_px2)  # any real dtype
+    spec = _frame_spectra(frames, config)  # any real dtype
+    global_px = _align_spectra(spec, (h, w), config, bfactor_px2=config.bfactor_px2)
     global_px = (global_px - global_px[:1]).to(torch.float32)
     local = None
     grid = auto_patch_grid((h, w)) if config.patches == "auto" else config.patches
-    if grid is not None:
-        local = _estimate_local(frames, global_px, dataclasses.replace(config, patches=grid))
+    if grid is not None:  # the patches are cut from the same spectra: no frame transformed again
+        config = dataclasses.replace(config, patches=grid)
+        patches = _patch_spectra(spec, (h, w), global_px, config)
+        del spec  # the frames' spectra are not needed to align the patches
+        local = _estimate_local(patches, config)
         local = None if local is None else local.to(torch.float32)
     log.debug(
         "global motion: %d frames, total path %.2f px",
@@ -187,6 +191,20 @@ def _estimate_stack(
     max_shift_px: float | None = None,
 ) -> torch.Tensor:
     """Trajectory ``(..., t, 2)`` (free gauge) of ``(..., t, h, w)`` stacks aligned to their own sums."""
+    return _align_spectra(
+        _frame_spectra(stacks, config),
+        tuple(stacks.shape[-2:]),
+        config,
+        bfactor_px2=bfactor_px2,
+        initial_px=initial_px,
+        max_shift_px=max_shift_px,
+    )
+
+
+def _frame_spectra(stacks: torch.Tensor, config: MotionConfig) -> torch.Tensor:
+    """The ``(..., t, h, w)`` stacks' spectra Fourier-cropped to ``config.max_frequency``,
+    ``(..., t, hc, wc // 2 + 1)`` complex64, one frame at a time (memory: the spectra plus one
+    frame)."""
     h, w = stacks.shape[-2:]
     crop = (_align.crop_size(h, config.max_frequency), _align.crop_size(w, config.max_frequency))
     t = stacks.shape[-3]
@@ -198,16 +216,9 @@ def _estimate_stack(
         dtype=torch.complex64,
         device=stacks.device,
     )
-    for i in range(t):  # one frame at a time: memory is the cropped spectra plus one frame
+    for i in range(t):
         spec[..., i, :, :] = cropped_rfft(stacks[..., i, :, :].float(), crop)
-    return _align_spectra(
-        spec,
-        (h, w),
-        config,
-        bfactor_px2=bfactor_px2,
-        initial_px=initial_px,
-        max_shift_px=max_shift_px,
-    )
+    return spec
 
 
 def _align_spectra(
@@ -278,37 +289,74 @@ def _taper(n: int, *, device) -> torch.Tensor:
     return win
 
 
-def _estimate_local(
-    frames: torch.Tensor, global_px: torch.Tensor, config: MotionConfig
-) -> torch.Tensor | None:
-    """Local shifts ``(t, gh, gw, 2)`` on the grid ``config.patches``, relative to ``global_px``,
-    or ``None`` when the local model is rejected (module docstring)."""
+class PatchSpectra(NamedTuple):
+    """The patches' cropped spectra ``(gh, gw, t, hc, wc // 2 + 1)`` and their geometry."""
+
+    spectra: torch.Tensor
+    binned_px: tuple[int, int]  # a patch's size in binned px
+    bin_px: tuple[float, float]  # original px per binned px (y, x)
+    patch_px: tuple[int, int]  # a patch's size in original px
+
+
+def _patch_spectra(
+    spec: torch.Tensor, shape: tuple[int, int], global_px: torch.Tensor, config: MotionConfig
+) -> PatchSpectra:
+    """The globally aligned patches of the grid ``config.patches``, cut from the frames' cropped
+    spectra of the global stage (:func:`_frame_spectra`).
+
+    Every frame is aligned by its global shift on its spectrum and brought back to real space at
+    the spectrum's size (a Fourier-binned frame, which holds every frequency the patches are
+    aligned on: at most ``max_frequency``), and the patches are cut from that: no frame is
+    transformed again, and the patches' transforms are of binned patches (a K3 frame's 5 x 5
+    patches: 2x binned, 16x fewer pixels than the overlapping patches at full size).
+    """
     assert config.patches is not None
-    t, h, w = frames.shape
+    t = spec.shape[-3]
+    h, w = shape
     gh, gw = config.patches
     ph, pw, ys, xs = patch_geometry((h, w), (gh, gw), config.patch_overlap)
     if min(ph, pw) < 16:
         raise OptionError(f"a {gh}x{gw} patch grid on {h}x{w} px frames gives patches under 16 px")
-    window = _taper(ph, device=frames.device)[:, None] * _taper(pw, device=frames.device)[None, :]
-    crop = tuple(min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX) for n in (ph, pw))
-    spec = torch.empty(
-        gh, gw, t, crop[0], crop[1] // 2 + 1, dtype=torch.complex64, device=frames.device
+    hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
+    bin_y, bin_x = h / hc, w / wc  # original px per binned px (1 without a crop)
+    phb, pwb = min(round(ph / bin_y), hc), min(round(pw / bin_x), wc)
+    ysb = [min(round(y / bin_y), hc - phb) for y in ys]
+    xsb = [min(round(x / bin_x), wc - pwb) for x in xs]
+    crop = tuple(
+        min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX, nb - nb % 2)
+        for n, nb in ((ph, phb), (pw, pwb))
+    )
+    window = _taper(phb, device=spec.device)[:, None] * _taper(pwb, device=spec.device)[None, :]
+    ky, kx = cropped_frequencies((h, w), (hc, wc), device=spec.device)
+    patches = torch.empty(
+        gh, gw, t, crop[0], crop[1] // 2 + 1, dtype=torch.complex64, device=spec.device
     )
     for k in range(t):  # one aligned frame at a time: memory is the patches' cropped spectra
-        aligned = fourier_shift(frames[k].float(), -global_px[k])
-        cut = torch.stack([aligned[y0 : y0 + ph, x0 : x0 + pw] for y0 in ys for x0 in xs])
+        moved = spec[..., k, :, :] * phase_ramp(ky, kx, -global_px[k])
+        aligned = torch.fft.irfft2(moved, s=(hc, wc))
+        cut = torch.stack([aligned[y0 : y0 + phb, x0 : x0 + pwb] for y0 in ysb for x0 in xsb])
         cut = (cut - cut.mean(dim=(-2, -1), keepdim=True)) * window
-        spec[:, :, k] = cropped_rfft(cut, crop).reshape(gh, gw, *spec.shape[-2:])
-    raw = _align_spectra(
-        spec,
-        (ph, pw),
+        patches[:, :, k] = cropped_rfft(cut, crop).reshape(gh, gw, *patches.shape[-2:])
+    return PatchSpectra(patches, (phb, pwb), (bin_y, bin_x), (ph, pw))
+
+
+def _estimate_local(patches: PatchSpectra, config: MotionConfig) -> torch.Tensor | None:
+    """Local shifts ``(t, gh, gw, 2)`` on the grid ``config.patches``, relative to the global
+    motion the ``patches`` were aligned by, or ``None`` when the local model is rejected (module
+    docstring)."""
+    (phb, pwb), (bin_y, bin_x), (ph, pw) = patches.binned_px, patches.bin_px, patches.patch_px
+    t, dev = patches.spectra.shape[2], patches.spectra.device
+    binned = _align_spectra(  # in binned px
+        patches.spectra,
+        (phb, pwb),
         dataclasses.replace(  # the space-time model regularises
             config, smoothing_frames=0, n_iterations=config.patch_iterations
         ),
-        bfactor_px2=config.patch_bfactor_px2,
-        initial_px=torch.zeros(t, 2, device=frames.device),  # already globally aligned
-        max_shift_px=min(min(ph, pw) / 4, 2 * config.max_local_shift_px),
+        bfactor_px2=config.patch_bfactor_px2 / (bin_y * bin_x),
+        initial_px=torch.zeros(t, 2, device=dev),  # already globally aligned
+        max_shift_px=min(min(ph, pw) / 4, 2 * config.max_local_shift_px) / max(bin_y, bin_x),
     )  # (gh, gw, t, 2)
+    raw = binned * torch.tensor([bin_y, bin_x], dtype=binned.dtype, device=binned.device)
     fit = fit_local_model(
         raw, time_degree=config.local_time_degree, space_degree=config.local_space_degree
     )
