@@ -6,6 +6,7 @@ src/micrograph_model.cpp, src/motioncorr_runner.cpp, src/pipeline_control.cpp).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -205,6 +206,25 @@ def test_external_job_failure_leaves_the_failure_marker(tmp_path, monkeypatch, c
     )  # fmt: skip
     assert status == 2
     assert (tmp_path / "External/job007/RELION_JOB_EXIT_FAILURE").exists()
+
+
+def test_external_job_motion_defaults_and_options_follow_cryozssr_run(
+    tmp_path, monkeypatch, capsys
+):
+    """``--patches`` takes what ``cryozssr run --patches`` takes, with the same default (auto)."""
+    _project(tmp_path, n=1)
+    monkeypatch.chdir(tmp_path)
+    common = ["relion-external", "--in_movies", "Import/job001/movies.star", "--method",
+              "bilinear", "--device", "cpu", "--dose_per_frame", "1.5", "--j", "1"]  # fmt: skip
+    status, _, err = run_cli(monkeypatch, capsys, *common, "--o", "External/job008/")
+    assert status == 0, err
+    record = json.loads((tmp_path / "External/job008/m0.json").read_text())
+    assert record["config"]["motion_patches"] == "auto"
+    status, _, err = run_cli(
+        monkeypatch, capsys, *common, "--o", "External/job009/", "--patches", "bogus"
+    )
+    assert status == 2 and "--patches bogus" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "External/job009/RELION_JOB_EXIT_FAILURE").exists()
 
 
 @pytest.mark.skipif(

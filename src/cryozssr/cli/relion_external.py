@@ -36,7 +36,9 @@ def relion_external(
     gain_rot: int = typer.Option(0, "--gain_rot", help="RELION's gain rotation 0..3."),
     gain_flip: int = typer.Option(0, "--gain_flip", help="RELION's gain flip 0..2."),
     eer_fractions: int = typer.Option(40, "--eer_fractions", help="EER frames to group into."),
-    patches: int | None = typer.Option(None, "--patches", help="Local motion NxN patch grid."),
+    patches: str = typer.Option(
+        "auto", "--patches", help="Local motion: auto, off or N (NxN), as cryozssr run --patches."
+    ),
     mtf: str | None = typer.Option(None, "--mtf", help="Detector MTF STAR (rlnMtfFileName)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -48,6 +50,7 @@ def relion_external(
     Example: cryozssr relion-external --o External/job012/ --in_movies Import/job001/movies.star --j 4
     """
     from cryozssr.cli._batch import finish
+    from cryozssr.cli._run_config import parse_patches
     from cryozssr.io import expand_movie_inputs
     from cryozssr.pipeline import RunConfig
     from cryozssr.pipeline.relion import optics_from_movies_star, run_external_job
@@ -76,7 +79,7 @@ def relion_external(
             gain_flip=gain_flip,
             mtf_path=mtf,
             eer_fractions=eer_fractions,
-            motion_patches=(patches, patches) if patches is not None else None,
+            motion_patches=parse_patches(patches),
             **optics,
         )
 
