@@ -334,9 +334,10 @@ def _patch_spectra(
     for k in range(t):  # one aligned frame at a time: memory is the patches' cropped spectra
         moved = spec[..., k, :, :] * phase_ramp(ky, kx, -global_px[k])
         aligned = torch.fft.irfft2(moved, s=(hc, wc))
-        cut = torch.stack([aligned[y0 : y0 + phb, x0 : x0 + pwb] for y0 in ysb for x0 in xsb])
-        cut = (cut - cut.mean(dim=(-2, -1), keepdim=True)) * window
-        patches[:, :, k] = cropped_rfft(cut, crop).reshape(gh, gw, *patches.shape[-2:])
+        for i, y0 in enumerate(ysb):  # a patch at a time: no stack of all of a frame's patches
+            for j, x0 in enumerate(xsb):
+                cut = aligned[y0 : y0 + phb, x0 : x0 + pwb]
+                patches[i, j, k] = cropped_rfft((cut - cut.mean()) * window, crop)
     return PatchSpectra(patches, (phb, pwb), (bin_y, bin_x), (ph, pw))
 
 
