@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 
 from cryozssr.errors import InputError, OptionError
-from cryozssr.fourier import cropped_frequencies, cropped_rfft, phase_ramp
+from cryozssr.fourier import crop_rfft, cropped_frequencies, cropped_rfft, phase_ramp
 from cryozssr.motion import _align
 from cryozssr.motion._local import fit_local_model
 from cryozssr.motion.field import MotionField
@@ -306,9 +306,10 @@ def _patch_spectra(
 
     Every frame is aligned by its global shift on its spectrum and brought back to real space at
     the spectrum's size (a Fourier-binned frame, which holds every frequency the patches are
-    aligned on: at most ``max_frequency``), and the patches are cut from that: no frame is
-    transformed again, and the patches' transforms are of binned patches (a K3 frame's 5 x 5
-    patches: 2x binned, 16x fewer pixels than the overlapping patches at full size).
+    aligned on: their lowest ``PATCH_CROP_PX`` Fourier samples, at most ``max_frequency``), and
+    the patches are cut from that: no frame is transformed again, and the patches' transforms are
+    of binned patches (a K3 frame's 5 x 5 patches: 6x binned, of 257 x 361 px; on frames of 512 px
+    the band is ``max_frequency``, 2x binned).
     """
     assert config.patches is not None
     t = spec.shape[-3]
@@ -317,22 +318,24 @@ def _patch_spectra(
     ph, pw, ys, xs = patch_geometry((h, w), (gh, gw), config.patch_overlap)
     if min(ph, pw) < 16:
         raise OptionError(f"a {gh}x{gw} patch grid on {h}x{w} px frames gives patches under 16 px")
-    hc, wc = spec.shape[-2], 2 * (spec.shape[-1] - 1)
+    # the band the patches are aligned on (their lowest Fourier samples), cycles per original px:
+    # the binned frame needs no more (a K3 frame's 5 x 5 patches: 0.078, a 6x binned frame)
+    kept = [min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX) for n in (ph, pw)]
+    band = max(kept[0] / (2 * ph), kept[1] / (2 * pw))
+    hc = min(_align.crop_size(h, band), spec.shape[-2])
+    wc = min(_align.crop_size(w, band), 2 * (spec.shape[-1] - 1))
     bin_y, bin_x = h / hc, w / wc  # original px per binned px (1 without a crop)
     phb, pwb = min(round(ph / bin_y), hc), min(round(pw / bin_x), wc)
     ysb = [min(round(y / bin_y), hc - phb) for y in ys]
     xsb = [min(round(x / bin_x), wc - pwb) for x in xs]
-    crop = tuple(
-        min(_align.crop_size(n, config.max_frequency), PATCH_CROP_PX, nb - nb % 2)
-        for n, nb in ((ph, phb), (pw, pwb))
-    )
+    crop = tuple(min(n, nb - nb % 2) for n, nb in zip(kept, (phb, pwb), strict=True))
     window = _taper(phb, device=spec.device)[:, None] * _taper(pwb, device=spec.device)[None, :]
     ky, kx = cropped_frequencies((h, w), (hc, wc), device=spec.device)
     patches = torch.empty(
         gh, gw, t, crop[0], crop[1] // 2 + 1, dtype=torch.complex64, device=spec.device
     )
     for k in range(t):  # one aligned frame at a time: memory is the patches' cropped spectra
-        moved = spec[..., k, :, :] * phase_ramp(ky, kx, -global_px[k])
+        moved = crop_rfft(spec[..., k, :, :], (hc, wc)) * phase_ramp(ky, kx, -global_px[k])
         aligned = torch.fft.irfft2(moved, s=(hc, wc))
         for i, y0 in enumerate(ysb):  # a patch at a time: no stack of all of a frame's patches
             for j, x0 in enumerate(xsb):
