@@ -90,9 +90,15 @@ def make_movie(path: Path, shape: tuple[int, int], *, seed: int = 0) -> None:
     path.with_suffix(".json").write_text(json.dumps({"shifts_lr_px": shifts.tolist()}))
 
 
-def child(method: str, movie: Path, out_dir: Path) -> dict:
-    """Run one method (or the floor) on one movie in this process; stage seconds."""
+def child(method: str, movie: Path, out_dir: Path, device_name: str = "auto") -> dict:
+    """Run one method (or the floor) on one movie in this process; stage seconds. ``device_name``
+    as ``cryozssr run --device`` (``auto``: the GPU when there is one; the outputs are copied to
+    the CPU to be written, so the seconds include the device's work)."""
     import torch
+
+    from cryozssr.device import resolve_device
+
+    device = resolve_device(device_name)
 
     from cryozssr.pipeline.config import RunConfig
 
@@ -107,12 +113,13 @@ def child(method: str, movie: Path, out_dir: Path) -> dict:
             **kwargs,
         )
         start = time.perf_counter()
-        result = process_movie(movie, cfg, out_dir, device=torch.device("cpu"))
+        result = process_movie(movie, cfg, out_dir, device=device)
         record = json.loads(result.json_path.read_text())
         return {
             "method": record["method"],
             "seconds": time.perf_counter() - start,
             "stages": record["timings_seconds"],
+            "device": str(device),
         }
     from cryozssr.dose import Exposure
     from cryozssr.io import open_movie, write_mrc
@@ -121,9 +128,11 @@ def child(method: str, movie: Path, out_dir: Path) -> dict:
 
     start = time.perf_counter()
     with open_movie(movie, pixel_size_angstrom=PIXEL_SIZE_ANGSTROM) as m:
-        frames = m.read(keep_integers=True)  # as the pipeline reads counts without a gain
+        frames = m.read(keep_integers=True, device=device)  # as the pipeline reads counts
     t_read = time.perf_counter()
-    shifts = torch.tensor(json.loads(movie.with_suffix(".json").read_text())["shifts_lr_px"])
+    shifts = torch.tensor(
+        json.loads(movie.with_suffix(".json").read_text())["shifts_lr_px"], device=device
+    )
     motion = MotionField(shifts.float(), tuple(frames.shape[-2:]))
     exposure = Exposure(PIXEL_SIZE_ANGSTROM, DOSE_PER_FRAME)
     average = dose_weighted_average(frames, motion, exposure=exposure)
@@ -131,15 +140,15 @@ def child(method: str, movie: Path, out_dir: Path) -> dict:
     write_mrc(out_dir / "floor_avg.mrc", average, pixel_size_angstrom=PIXEL_SIZE_ANGSTROM)
     end = time.perf_counter()
     stages = {"read": t_read - start, "fft_weighted_sum": t_sum - t_read, "write": end - t_sum}
-    return {"method": "floor", "seconds": end - start, "stages": stages}
+    return {"method": "floor", "seconds": end - start, "stages": stages, "device": str(device)}
 
 
-def run_child(method: str, movie: Path, out_dir: Path, src: str) -> dict:
+def run_child(method: str, movie: Path, out_dir: Path, src: str, device: str = "auto") -> dict:
     """Run :func:`child` in a fresh process; its peak RSS from ``os.wait4``."""
     import tempfile
 
     env = {**os.environ, "PYTHONPATH": src}
-    cmd = [sys.executable, __file__, "--child", method, str(movie), str(out_dir)]
+    cmd = [sys.executable, __file__, "--child", method, str(movie), str(out_dir), device]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -202,15 +211,16 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results/throughput.json"
     )
-    parser.add_argument("--child", nargs=3, metavar=("METHOD", "MOVIE", "OUT_DIR"))
+    parser.add_argument("--device", default="auto", help="as cryozssr run --device")
+    parser.add_argument("--child", nargs=4, metavar=("METHOD", "MOVIE", "OUT_DIR", "DEVICE"))
     parser.add_argument("--table", action="store_true", help="print the README table and exit")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(args.out.read_text())))
         return
     if args.child:
-        method, movie, out_dir = args.child
-        print(json.dumps(child(method, Path(movie), Path(out_dir))))
+        method, movie, out_dir, device = args.child
+        print(json.dumps(child(method, Path(movie), Path(out_dir), device)))
         return
     load = os.getloadavg()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -230,9 +240,8 @@ def main() -> None:
             "methods": {},
         }
         for method in args.methods:
-            out = run_child(
-                method, movie, args.data / f"out_{args.label}_{size}_{method}", args.src
-            )
+            out_dir = args.data / f"out_{args.label}_{size}_{method}"
+            out = run_child(method, movie, out_dir, args.src, args.device)
             entry["methods"][method] = out
             print(size, method, json.dumps(out)[:400], flush=True)
         floor = entry["methods"].get("floor", {})
