@@ -30,24 +30,21 @@ import torch
 
 
 def rfft_frequency_grid(
-    shape: tuple[int, int], *, device: torch.device | None = None, rows: slice = slice(None)
+    shape: tuple[int, int], *, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ky, kx)`` grids in cycles/pixel for ``torch.fft.rfft2`` of an image of ``shape``.
 
-    Returns two ``(h, w // 2 + 1)`` float32 tensors (``rows`` of them only, if given).
+    Returns two ``(h, w // 2 + 1)`` float32 tensors.
     """
     h, w = shape
-    ky = torch.fft.fftfreq(h, device=device)[rows, None]
-    kx = torch.fft.rfftfreq(w, device=device)[None, :]
-    return ky.expand(ky.shape[0], w // 2 + 1), kx.expand(ky.shape[0], w // 2 + 1)
+    ky = torch.fft.fftfreq(h, device=device)[:, None].expand(h, w // 2 + 1)
+    kx = torch.fft.rfftfreq(w, device=device)[None, :].expand(h, w // 2 + 1)
+    return ky, kx
 
 
-def rfft_radius(
-    shape: tuple[int, int], *, device: torch.device | None = None, rows: slice = slice(None)
-) -> torch.Tensor:
-    """Radial spatial frequency ``|k|`` in cycles/pixel on the ``rfft2`` grid of ``shape``
-    (``rows`` of it only, if given)."""
-    ky, kx = rfft_frequency_grid(shape, device=device, rows=rows)
+def rfft_radius(shape: tuple[int, int], *, device: torch.device | None = None) -> torch.Tensor:
+    """Radial spatial frequency ``|k|`` in cycles/pixel on the ``rfft2`` grid of ``shape``."""
+    ky, kx = rfft_frequency_grid(shape, device=device)
     return torch.sqrt(ky**2 + kx**2)
 
 
@@ -87,13 +84,13 @@ def rfft_shell_sums(
     weight = torch.ones(w // 2 + 1, dtype=torch.float64, device=device)
     if full_plane:
         weight[1 : (w - 1) // 2 + 1] = 2.0
+    ky = torch.fft.fftfreq(h, dtype=torch.float64, device=device)[:, None]
+    kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=device)[None, :]
     sums: torch.Tensor | None = None
     step = max(1, SHELL_BLOCK_ELEMENTS // weight.numel())
     for r0 in range(0, h, step):
         rows = slice(r0, r0 + step)
-        ky = torch.fft.fftfreq(h, dtype=torch.float64, device=device)[rows, None]
-        kx = torch.fft.rfftfreq(w, dtype=torch.float64, device=device)[None, :]
-        radius = torch.sqrt(ky**2 + kx**2)
+        radius = torch.sqrt(ky[rows] ** 2 + kx**2)
         shell = shell_index(radius, shells_per_cycle, max_shell=n_shells - 1).flatten()
         values = list(terms(rows))
         if sums is None:

@@ -22,7 +22,7 @@ import torch
 from cryozssr import __version__
 from cryozssr.dose import Exposure
 from cryozssr.errors import InputError, ProcessingError
-from cryozssr.frames import GainCorrected
+from cryozssr.frames import GainCorrected, as_tensor
 from cryozssr.io import (
     atomic_path,
     movie_stem,
@@ -210,8 +210,8 @@ def process_movie(
         t = lap("half_sets", t)
         from cryozssr.evaluate.score import score_record
 
-        alias_score = score_record(
-            frames, motion.global_shifts_px, tuple(halves), exposure=exposure
+        alias_score = score_record(  # opt-in: a gain-corrected movie is made whole for it
+            as_tensor(frames), motion.global_shifts_px, tuple(halves), exposure=exposure
         )
         t = lap("alias_score", t)
 
