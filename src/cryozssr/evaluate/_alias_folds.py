@@ -4,13 +4,14 @@
 folds: the forward model, the in-band directions, the noise, the aliased signal of the held-out
 frames and the Wiener share of each fold's fit frames); :func:`prediction_sums` adds one method's
 fit images (its predictions of the held-out frames). Sums are per LR shell, rows
-``C, |Pi P|^2, |Pi Y|^2, (n - 1) sigma^2, sigma^2 |Pi P|^2, W = sum w S_held, var W``.
+``C, |Pi P|^2, |Pi Y|^2, 3 sigma^2, sigma^2 |Pi P|^2, W = sum w S_held, var W`` (``Pi Y``: the
+frames in the 3 alias directions, where ``Pi P`` lies).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +22,13 @@ from cryozssr.evaluate.frc import edge_taper, tapered
 from cryozssr.fourier import alias_frequencies, box_response
 
 N_SHELLS = 24
-#: Fewest held-out frames a fold can have: 4 alias unknowns per frequency, and noise.
-MIN_HELD_OUT = 5
+#: Fewest held-out frames a fold can have: the 4 alias directions all seen.
+MIN_HELD_OUT = 4
 _ROW_CHUNK = 32
 _TAPER_LR_PX = 16
 _GUARD_BINS = 4
-_SMOOTH_BINS = 5  # window over which the fit frames' signal and noise are averaged
+_SMOOTH_BINS = 9  # window over which the fit frames' signal and noise are averaged
+_NEAR_BINS = 5  # the part of it left out (the frequency and its neighbours)
 
 
 class _Model:
@@ -74,7 +76,7 @@ class _Fold:
     held: list[int]
     fit: list[int]
     u: torch.Tensor  # (n_held, hc, wc) complex64: the in-band direction per frequency
-    sigma2: torch.Tensor  # (hc, wc): the held-out frames' noise power per frame
+    sigma2: torch.Tensor  # (hc, wc): the noise power per frame (measured on the fit frames)
 
 
 @dataclass
@@ -117,15 +119,17 @@ def _cut(side: FrameSide, i: int, img: torch.Tensor) -> torch.Tensor:
 
 
 def _measure(side: FrameSide, idx: list[int], fit: list[int] | None):
-    """On frames ``idx``: the in-band direction ``u`` (only with ``fit``), ``|Pi Y|^2`` and the
-    per-frame noise power ``sigma^2`` (the part orthogonal to all 4 alias directions), per frequency."""
+    """On frames ``idx``, per frequency: the in-band direction ``u`` (only with ``fit``), the power
+    of the frames in the 3 alias directions (the span of all 4 with ``u`` projected out: where the
+    aliased signal lives) and the per-frame noise power ``sigma^2`` (the ``n - 4`` dimensions
+    orthogonal to all 4 alias directions: noise alone in the model)."""
     hc, wc = side.crop
     n = len(idx)
     dev = side.spectra.device
     model = _Model(hc, wc, idx, fit, side.exposure, dev, torch.complex64)
     resid = side.shifts_px[idx] - side.offsets[idx]  # sub-pixel remainder, LR px
     u_all = None if fit is None else torch.zeros(n, hc, wc, dtype=torch.complex64, device=dev)
-    yperp = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
+    alias = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
     sigma2 = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
     for r0 in range(0, hc, _ROW_CHUNK):
         sl = slice(r0, r0 + _ROW_CHUNK)
@@ -133,33 +137,41 @@ def _measure(side: FrameSide, idx: list[int], fit: list[int] | None):
         u = (a * model.low[sl]).sum((-2, -1))
         yy = side.spectra[idx, sl]
         uu = u.abs().pow(2).sum(0).clamp(min=1e-30)
-        yperp[sl] = (yy.abs().pow(2).sum(0) - (u.conj() * yy).sum(0).abs().pow(2) / uu).double()
         mat = a.reshape(n, *a.shape[1:3], 4).permute(1, 2, 0, 3)  # (rows, wc, n, 4)
         qmat, _ = torch.linalg.qr(mat)
         yv = yy.permute(1, 2, 0)[..., None]
-        noise = (yv - qmat @ (qmat.conj().transpose(-2, -1) @ yv)).abs().pow(2).sum((-2, -1))
+        in_span = (qmat.conj().transpose(-2, -1) @ yv).abs().pow(2).sum((-2, -1))
+        noise = yy.abs().pow(2).sum(0) - in_span
+        alias[sl] = (in_span - (u.conj() * yy).sum(0).abs().pow(2) / uu).double()
         sigma2[sl] = (noise / (n - 4)).double()
         if u_all is not None:
             u_all[:, sl] = u
-    return u_all, yperp, sigma2
+    return u_all, alias, sigma2
 
 
-def _smooth(v: torch.Tensor) -> torch.Tensor:
-    k = _SMOOTH_BINS
+def _box(v: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum of ``v`` over a ``k x k`` window (periodic)."""
     v = torch.nn.functional.pad(v[None, None], (k // 2,) * 4, mode="circular")
-    return torch.nn.functional.avg_pool2d(v, k, stride=1)[0, 0]
+    return torch.nn.functional.avg_pool2d(v, k, stride=1)[0, 0] * k * k
 
 
 def _wiener_share(signal: torch.Tensor, sigma2: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
-    """``S / (S + 3 sigma^2)`` per frequency, ``S`` and ``sigma^2`` averaged over a small window.
+    """``S / (S + 3 sigma^2)`` per frequency, ``S`` and ``sigma^2`` averaged over the frequencies
+    around it (a 7 x 7 window), the frequency itself and its 8 neighbours left out: its own noise
+    estimate (and, through the crop's taper, its neighbours') debiases the held-out signal there,
+    and a weight made from it would bias ``sum w S_held``.
 
     ``signal`` ``(h, w)``: aliased signal power summed over the fit frames (noise-debiased, so it
     can be negative); ``sigma2``: the per-frame noise power; 3 = the aliases' subspace.
     """
     mask = use.to(signal.dtype)
-    n = _smooth(mask).clamp(min=1e-12)
-    s = (_smooth(signal * mask) / n).clamp(min=0)
-    noise = 3 * _smooth(sigma2 * mask) / n
+
+    def around(v: torch.Tensor) -> torch.Tensor:
+        return _box(v * mask, _SMOOTH_BINS) - _box(v * mask, _NEAR_BINS)
+
+    n = around(torch.ones_like(signal)).clamp(min=1e-12)
+    s = (around(signal) / n).clamp(min=0)
+    noise = 3 * around(sigma2) / n
     return torch.where(s > 0, s / (s + noise).clamp(min=1e-300), torch.zeros_like(s))
 
 
@@ -197,37 +209,47 @@ def measure_frames(
     for held in held_out:
         held = sorted(int(i) for i in held)
         fit = [i for i in range(t) if i not in set(held)]
-        u, yperp, sigma2 = _measure(side, held, fit)
-        n = len(held)
-        signal = yperp - (n - 1) * sigma2  # the held-out frames' aliased signal power
+        # the noise: measured on the fit frames (n_fit - 4 dimensions per frequency, not the
+        # held-out frames' 1-6), the same per frame in every frame (a steady dose rate);
+        # independent of the held-out frames
+        _, fit_alias, sigma2 = _measure(side, fit, None)
+        u, alias, _ = _measure(side, held, fit)
+        signal = alias - 3 * sigma2  # the held-out frames' aliased signal power
         # the most an estimate from the fit frames can explain of it: measured on the fit frames
         # (independent of the held-out ones, so sum w S_held is unbiased)
-        _, fit_yperp, fit_sigma2 = _measure(side, fit, None)
-        wiener = _wiener_share(fit_yperp - (len(fit) - 1) * fit_sigma2, fit_sigma2, use)
-        # the variance of S_held: |Pi Y|^2 over n - 1 dimensions of noise varies by (n - 1) sigma^4
+        wiener = _wiener_share(fit_alias - 3 * sigma2, sigma2, use)
+        # variance of S_held: 3 dimensions of noise (3 sigma^4) and the noise estimate's own
+        # (9 sigma^4 / (n_fit - 4)); doubled: k and -k are the same (conjugate) data
+        var_signal = 2 * (3 + 9 / (len(fit) - 4)) * sigma2**2
         for row, v in (
-            (2, yperp),
-            (3, (n - 1) * sigma2),
+            (2, alias),
+            (3, 3 * sigma2),
             (5, wiener * signal),
-            (6, wiener**2 * (n - 1) * sigma2**2),
+            (6, wiener**2 * var_signal),
         ):
             side.sums[row].index_add_(0, sh, v[keep])
         side.folds.append(_Fold(held, fit, u, sigma2))
     return side
 
 
-def prediction_sums(side: FrameSide, fits: Sequence[torch.Tensor]) -> torch.Tensor:
+def prediction_sums(side: FrameSide, fits: Iterable[torch.Tensor]) -> torch.Tensor:
     """The method's rows (``C``, ``|Pi P|^2``, ``sigma^2 |Pi P|^2``) added to the frames' sums.
 
-    ``fits[f]``: the 2x image made from the fit frames of fold ``f``, at the frame-0 position.
+    ``fits``: per fold, the 2x image made from the fold's fit frames, at the frame-0 position.
     """
     h, w = side.shape
+    fits = iter(fits)
     dev = side.spectra.device
     sums = side.sums.clone()
     hc, wc = side.crop
     keep = side.use.expand(hc, wc)
     sh = side.shell.expand(hc, wc)[keep]
-    for fold, image in zip(side.folds, fits, strict=True):
+    for f, fold in enumerate(side.folds):
+        image = next(fits, None)
+        if image is None:
+            raise ValueError(f"{len(side.folds)} folds need {len(side.folds)} fit images, got {f}")
+        if tuple(image.shape) != (2 * h, 2 * w):
+            raise ValueError(f"fit images must be {(2 * h, 2 * w)}, got {tuple(image.shape)}")
         # predicted frames from the past-Nyquist detail alone, on the whole (periodic) grid:
         # exact, so an image with nothing past the Nyquist predicts exactly nothing
         x = torch.fft.fft2(image.to(dev, torch.float64)).reshape(2, h, 2, w).permute(1, 3, 0, 2)
@@ -250,4 +272,6 @@ def prediction_sums(side: FrameSide, fits: Sequence[torch.Tensor]) -> torch.Tens
             pp[sl] = p_perp.abs().pow(2).sum(0).double()
         for row, v in ((0, c), (1, pp), (4, fold.sigma2 * pp)):
             sums[row].index_add_(0, sh, v[keep])
+    if next(fits, None) is not None:
+        raise ValueError(f"{len(side.folds)} folds need {len(side.folds)} fit images, got more")
     return sums

@@ -70,7 +70,7 @@ each method's predictions (``bench/bench_score.py`` states both).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -204,23 +204,16 @@ class AliasScore:
         }
 
 
-def alias_score(side: FrameSide, fits: Sequence[torch.Tensor]) -> AliasScore:
+def alias_score(side: FrameSide, fits: Iterable[torch.Tensor]) -> AliasScore:
     """Score a method's fold images ``fits`` on the frames measured in ``side``.
 
     ``side``: :func:`measure_frames` of the ``(t, h, w)`` LR frames, their shifts ``(t, 2)`` (the
     specimen position in frame ``t`` relative to frame 0, LR px, as
     :class:`~cryozssr.motion.field.MotionField`) and the folds' held-out frames (:func:`plan_folds`).
-    ``fits[f]``: the method's ``(2h, 2w)`` image from all frames but fold ``f``'s held-out ones, at
-    the frame-0 position, in counts per HR pixel per frame. ``side`` serves any number of methods.
+    ``fits``: per fold, the method's ``(2h, 2w)`` image from all frames but the fold's held-out
+    ones, at the frame-0 position, in counts per HR pixel per frame; any iterable (a generator
+    keeps one image in memory at a time). ``side`` serves any number of methods.
     """
-    h, w = side.shape
-    if len(fits) != len(side.folds):
-        raise ValueError(
-            f"{len(side.folds)} folds need {len(side.folds)} fit images, got {len(fits)}"
-        )
-    for image in fits:
-        if tuple(image.shape) != (2 * h, 2 * w):
-            raise ValueError(f"fit images must be {(2 * h, 2 * w)}, got {tuple(image.shape)}")
     sums = prediction_sums(side, fits).cpu()
     return _summarise(sums, n_folds=len(side.folds), n_fit=min(len(f.fit) for f in side.folds))
 
@@ -283,7 +276,7 @@ def score_record(
     frames: torch.Tensor,
     shifts_px: torch.Tensor,
     *,
-    fits: Sequence[torch.Tensor],
+    fits: Iterable[torch.Tensor],
     held_out: Sequence[Sequence[int]],
     exposure: Exposure | None = None,
 ) -> dict:
