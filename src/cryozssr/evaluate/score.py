@@ -93,6 +93,8 @@ SCORE_BANDS: dict[str, tuple[float, float]] = {
 HEADLINE_BAND: tuple[float, float] = (1.0 / 6.0, 0.5)
 #: Folds of the cross-validation: each fit uses 3/4 of the frames.
 DEFAULT_FOLDS = 4
+#: Fewest frames the score works with (2 folds of 5).
+MIN_FRAMES = 10
 #: ``z`` above which a method is said to recover detail (one-sided, ~3e-5 false alarms).
 Z_RECOVERED = 4.0
 #: Smallest share of the frames' aliased signal called a recovery (below it: "nothing useful").
@@ -118,15 +120,14 @@ __all__ = [
 def plan_folds(n_frames: int, *, n_folds: int = DEFAULT_FOLDS) -> list[list[int]]:
     """The held-out frames of each fold: ``j, j + K, j + 2K, ...`` for ``j < K``.
 
-    ``K = min(n_folds, n_frames // 5)`` (at least 5 held-out frames per fold); needs ``K >= 2``.
+    ``K = min(n_folds, n_frames // 5)``: at least 5 held-out frames per fold (4 alias unknowns
+    per frequency, and noise). Needs 10 frames.
     """
     if n_folds < 2:
         raise ValueError(f"the alias score needs at least 2 folds, got {n_folds}")
+    if n_frames < MIN_FRAMES:
+        raise ValueError(f"the alias score needs at least {MIN_FRAMES} frames, got {n_frames}")
     k = min(n_folds, n_frames // MIN_HELD_OUT)
-    if k < 2:
-        raise ValueError(
-            f"the alias score needs at least {2 * MIN_HELD_OUT} frames, got {n_frames}"
-        )
     return [list(range(j, n_frames, k)) for j in range(k)]
 
 
