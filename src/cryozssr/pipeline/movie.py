@@ -286,7 +286,7 @@ def _run_on(
 
 def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
     """The alias score (:mod:`cryozssr.evaluate.score`): the method run on all frames but each
-    fold's held-out ones, one fit at a time; with 2 folds (fewer than 20 frames) the half sets."""
+    fold's held-out ones, one fit at a time; with 2 folds (10-14 frames) the half sets."""
     from cryozssr.evaluate.score import fit_frames, plan_folds, score_record
 
     t = frames.shape[0]
