@@ -49,10 +49,19 @@ import cryozssr
 from _machine import machine
 from cryozssr.dose import Exposure
 from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
-from cryozssr.evaluate.score import alias_score
+from cryozssr.evaluate.score import (
+    DEFAULT_FOLDS,
+    alias_score,
+    fit_frames,
+    measure_frames,
+    plan_folds,
+)
+from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.estimate import estimate_motion
 from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum
+from cryozssr.pipeline import methods
+from cryozssr.pipeline.config import RunConfig
 
 METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
 ORACLE = "truth (oracle)"
@@ -117,42 +126,55 @@ def noise_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, 
     return lr, motion, Exposure(pixel_size_angstrom=3.0, dose_per_frame_e_per_a2=None), None
 
 
-def score_movie(lr, motion, exposure, truth, method_names, seed) -> dict:
+def run_method(name: str, frames, motion: MotionField, exposure: Exposure, seed: int):
+    """The method's 2x output for ``frames`` exactly as ``cryozssr run --method ...`` makes it."""
+    cfg = RunConfig(method=name, device="cpu", seed=seed)
+    average = None
+    if not methods.forms_average(name, motion):
+        average = dose_weighted_average(frames, motion, exposure=exposure)
+    inputs = methods.MethodInputs(frames=frames, motion=motion, average=average, exposure=exposure)
+    return methods.super_resolve(inputs, cfg).image.double()
+
+
+def score_movie(lr, motion, exposure, truth, method_names, seed, n_folds) -> dict:
     t = lr.shape[0]
+    held = plan_folds(t, n_folds=n_folds)
+    fit_sets = [fit_frames(t, h) for h in held]
+    t0 = time.perf_counter()
+    side = measure_frames(lr, motion.global_shifts_px, held_out=held, exposure=exposure)
+    t_side = time.perf_counter() - t0
     out = {}
     for name in method_names:
         print(f"  {name}", flush=True)
         t0 = time.perf_counter()
-        full = bench_real.run_method(name, lr, motion, exposure, seed)
+        full = run_method(name, lr, motion, exposure, seed)
         t_full = time.perf_counter() - t0
-        halves = tuple(
-            bench_real.run_method(
-                name, lr[o::2], motion.select(list(range(o, t, 2))), exposure.every_other(o), seed
-            )
-            for o in (0, 1)
-        )
-        t_halves = time.perf_counter() - t0 - t_full
+        fits = [
+            run_method(name, lr[f], motion.select(f), exposure.subset(f), seed) for f in fit_sets
+        ]
+        t_fits = time.perf_counter() - t0 - t_full
         t1 = time.perf_counter()
-        score = alias_score(lr, motion.global_shifts_px, halves, exposure=exposure)
+        score = alias_score(side, fits)
         t_score = time.perf_counter() - t1
-        out[name] = _row(score, full, truth, t_full, t_halves, t_score)
-        if truth is not None:  # what the score judges: the halves (half the frames each)
-            out[name]["truth_past_nyquist_halves"] = round(
-                sum(truth_past_nyquist(h, truth) for h in halves) / 2, 4
+        out[name] = _row(score, full, truth, t_full, t_fits, t_score, t_side)
+        if truth is not None:  # what the score judges: the fits (all frames but a fold each)
+            out[name]["truth_past_nyquist_fits"] = round(
+                sum(truth_past_nyquist(f, truth) for f in fits) / len(fits), 4
             )
     if truth is not None:
         print(f"  {ORACLE}", flush=True)
         t1 = time.perf_counter()
-        score = alias_score(lr, motion.global_shifts_px, (truth, truth), exposure=exposure)
-        out[ORACLE] = _row(score, truth, truth, 0.0, 0.0, time.perf_counter() - t1)
+        score = alias_score(side, [truth] * len(held))
+        out[ORACLE] = _row(score, truth, truth, 0.0, 0.0, time.perf_counter() - t1, t_side)
     return out
 
 
-def _row(score, full, truth, t_full, t_halves, t_score) -> dict:
+def _row(score, full, truth, t_full, t_fits, t_score, t_side) -> dict:
     row = {
         "score": {k: v for k, v in score.to_dict().items() if not k.startswith("shells")},
         "seconds": {
-            "full": round(t_full, 2), "halves": round(t_halves, 2), "score": round(t_score, 2)
+            "full": round(t_full, 2), "fits": round(t_fits, 2), "score": round(t_score, 2),
+            "frames_side": round(t_side, 2),
         },
     }  # fmt: skip
     if truth is not None:
@@ -217,8 +239,11 @@ def summary_table(movies: list[dict], method_names) -> dict:
                 [r.get("truth_frc", {}).get("nyquist_1.33x") for r in rows]
             ),
             "seconds_full": stats([r["seconds"]["full"] for r in rows]),
-            "seconds_halves_plus_score": stats(
-                [r["seconds"]["halves"] + r["seconds"]["score"] for r in rows]
+            "seconds_fits_plus_score": stats(
+                [
+                    r["seconds"]["fits"] + r["seconds"]["score"] + r["seconds"]["frames_side"]
+                    for r in rows
+                ]
             ),
             "seconds_score_only": stats([r["seconds"]["score"] for r in rows]),
         }
@@ -240,6 +265,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results/score.json"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--dose", type=float, default=1.5, help="simulated sets: e/A^2 per frame")
+    ap.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="cross-validation folds")
     ap.add_argument("--label", default="", help="suffix of the sets' names in the output")
     ap.add_argument("--merge", type=Path, nargs="*", help="merge these outputs into --out, stop")
     ap.add_argument("--markdown", action="store_true", help="print --out's tables, stop")
@@ -268,7 +294,9 @@ def main() -> None:
         for i in range(args.n_movies):
             print(f"{name} movie {i + 1}/{args.n_movies}", flush=True)
             lr, motion, exposure, truth = makers[name](i, args)
-            movies.append(score_movie(lr, motion, exposure, truth, method_names, args.seed))
+            movies.append(
+                score_movie(lr, motion, exposure, truth, method_names, args.seed, args.folds)
+            )
         entry = {"per_movie": movies, "summary": summary_table(movies, method_names)}
         if name != "noise":
             entry["pairs"] = pairs(movies, method_names)
@@ -287,6 +315,7 @@ def main() -> None:
         "cryozssr_version": cryozssr.__version__,
         "command": "python " + " ".join(sys.argv),
         "sizes": f"{args.size_lr}^2 LR, {args.frames} frames, {args.n_movies} movies per set",
+        "folds": args.folds,
         "bands_cycles_per_hr_px": FRC_BANDS,
         "sets": results,
         "total_seconds": round(time.perf_counter() - t_all, 1),
@@ -305,7 +334,7 @@ def merge(paths: list[Path], out: Path) -> None:
         for name, entry in record["sets"].items():
             merged["sets"][name] = entry
             merged["runs"][name] = {
-                k: record[k] for k in ("command", "sizes", "total_seconds", "machine")
+                k: record.get(k) for k in ("command", "sizes", "folds", "total_seconds", "machine")
             }
         merged["bands_cycles_per_hr_px"] = record["bands_cycles_per_hr_px"]
     out.write_text(json.dumps(merged, indent=1))
@@ -338,7 +367,7 @@ def markdown(record: dict) -> str:
         )
         out.append(
             "| method | truth past Nyq | z | z / z of the truth | score ρ | % of what the "
-            "frames allow | bound ρ²max | yes (movies) | s: run / halves + score |"
+            "frames allow | bound ρ²max | yes (movies) | s: run / folds + score |"
         )
         out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         movies = entry["per_movie"]
@@ -353,7 +382,7 @@ def markdown(record: dict) -> str:
             if method != ORACLE:
                 secs = (
                     f"{st['seconds_full']['mean']:.0f} / "
-                    f"{st['seconds_halves_plus_score']['mean']:.0f}"
+                    f"{st['seconds_fits_plus_score']['mean']:.0f}"
                 )
             out.append(
                 f"| {method} | {ms(st['truth_past_nyquist'])} | {ms(st['z'], '{:.1f}')} | "
@@ -374,12 +403,12 @@ def markdown(record: dict) -> str:
                 dz = [m[a]["score"]["z"] - m[b]["score"]["z"] for m in movies]
                 se = _se(dz)
                 halves = ""
-                if "truth_past_nyquist_halves" in movies[0][a]:
+                if "truth_past_nyquist_fits" in movies[0][a]:
                     dh = [
-                        m[a]["truth_past_nyquist_halves"] - m[b]["truth_past_nyquist_halves"]
+                        m[a]["truth_past_nyquist_fits"] - m[b]["truth_past_nyquist_fits"]
                         for m in movies
                     ]
-                    halves = f", truth of the halves {sum(dh) / len(dh):+.4f} ± {_se(dh):.4f}"
+                    halves = f", truth of the fits {sum(dh) / len(dh):+.4f} ± {_se(dh):.4f}"
                 out.append(
                     f"\n{a} − {b}: truth {p['truth_diff']:+.4f} ± "
                     f"{p['truth_diff_se']:.4f} (SE over movies){halves}, score z "

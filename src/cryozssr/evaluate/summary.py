@@ -34,15 +34,16 @@ def columns(lr_pixel_angstrom: float) -> list[Column]:
     return [
         Column("score_percent_of_bound", "past-Nyq detail, % of what frames allow", "{:.0f}",
                "higher",
-               "No truth needed (--half-sets runs): the share of the held-out frames' aliased "
-               "signal that the method's detail past the LR Nyquist (made from the other half) "
-               "predicts, over the share the best linear (Wiener) estimate from that half could "
-               "predict given the frames' measured signal and noise. 0 = interpolation or "
+               "No truth needed (--half-sets runs): the method is run on all frames but a "
+               "held-out quarter, 4 times (cross-validation); the share of the held-out frames' "
+               "aliased signal that its detail past the LR Nyquist predicts, over the share the "
+               "best linear (Wiener) estimate from the same frames could predict given their "
+               "measured signal and noise. 0 = interpolation or "
                "invented detail, 100 = all the frames allow; above 100 only with prior knowledge "
                "of the specimen."),
         Column("score_rho", "alias score ρ", "{:.3f}", "higher",
                "Correlation (−1..1) of that detail with the frames' aliased signal; the truth "
-               "itself scores 1, no estimate from half the frames can (their noise)."),
+               "itself scores 1, no estimate from the frames can (their noise)."),
         Column("score_z", "alias score z", "{:.1f}", "higher",
                "Significance of the score: ≥ 4 = real detail past the Nyquist; about 0 ± 1 = none. "
                "Exists even where the frames' aliased signal is too weak for ρ and %."),

@@ -190,16 +190,7 @@ def process_movie(
     if cfg.half_sets:
         for offset, name in ((0, "even"), (1, "odd")):
             idx = list(range(offset, frames.shape[0], 2))
-            sub_motion = motion.select(idx)
-            sub_exposure = exposure.every_other(offset)
-            sub = methods.MethodInputs(
-                frames=frames[idx],
-                motion=sub_motion,
-                average=_average(frames[idx], sub_motion, sub_exposure, cfg.method),
-                exposure=sub_exposure,
-            )
-            with _numeric(path.name, cfg.method):
-                half, _, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+            half = _run_on(frames, idx, motion, exposure, cfg, path.name, on_progress)
             _require_finite(half, path.name, f"the {cfg.method} {name}-frame output")
             half_path = out_dir / f"{stem}_sr_{name}.mrc"
             write_mrc(
@@ -208,11 +199,7 @@ def process_movie(
             half_paths[name] = half_path.name
             halves.append(half)
         t = lap("half_sets", t)
-        from cryozssr.evaluate.score import score_record
-
-        alias_score = score_record(  # opt-in: a gain-corrected movie is made whole for it
-            as_tensor(frames), motion.global_shifts_px, tuple(halves), exposure=exposure
-        )
+        alias_score = _score(frames, motion, exposure, cfg, halves, path.name, on_progress)
         t = lap("alias_score", t)
 
     write_mrc(sr_path, sr.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect)
@@ -275,6 +262,50 @@ def _average(
     return dose_weighted_average(frames, motion, exposure=exposure)
 
 
+def _run_on(
+    frames: torch.Tensor,
+    idx: list[int],
+    motion: MotionField,
+    exposure: Exposure,
+    cfg: RunConfig,
+    name: str,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> torch.Tensor:
+    """The method's 2x image from frames ``idx`` alone (each with its own dose), at frame 0."""
+    sub_motion, sub_exposure = motion.select(idx), exposure.subset(idx)
+    sub = methods.MethodInputs(
+        frames=frames[idx],
+        motion=sub_motion,
+        average=_average(frames[idx], sub_motion, sub_exposure, cfg.method),
+        exposure=sub_exposure,
+    )
+    with _numeric(name, cfg.method):
+        image, _, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+    return image
+
+
+def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
+    """The alias score (:mod:`cryozssr.evaluate.score`): the method run on all frames but each
+    fold's held-out ones, one fit at a time; with 2 folds (10-14 frames) the half sets."""
+    from cryozssr.evaluate.score import fit_frames, plan_folds, score_record
+
+    t = frames.shape[0]
+    try:
+        held = plan_folds(t)
+    except ValueError as exc:
+        return {"error": str(exc), "verdict": f"not scored: {exc}"}
+    if held == [list(range(0, t, 2)), list(range(1, t, 2))]:
+        fits = iter(halves[::-1])  # fold 0 holds out the even frames: its fit is the odd half
+    else:
+        fits = (
+            _finite(_run_on(frames, fit_frames(t, h), motion, exposure, cfg, name, on_progress))
+            for h in held
+        )
+    return score_record(  # opt-in: a gain-corrected movie is made whole for it
+        as_tensor(frames), motion.global_shifts_px, fits=fits, held_out=held, exposure=exposure
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _resolve_device(name: str) -> torch.device:
     from cryozssr.device import resolve_device
@@ -284,6 +315,11 @@ def _resolve_device(name: str) -> torch.device:
 
 FINITE_BLOCK_ELEMENTS = 2**22
 """Values checked for NaN/Inf at a time (``torch.isfinite`` of a K3 output at once took 0.6 GB)."""
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    _require_finite(x, "the alias score", "a fold's output")
+    return x
 
 
 def _require_finite(x: torch.Tensor, name: str, what: str) -> None:
