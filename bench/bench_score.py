@@ -53,6 +53,7 @@ from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
     alias_score,
     fit_frames,
+    interpolation_baselines,
     measure_frames,
     plan_folds,
 )
@@ -65,6 +66,7 @@ from cryozssr.pipeline.config import RunConfig
 
 METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
 ORACLE = "truth (oracle)"
+Z = "z_beyond_interpolation"  # the score the verdict and the ranking use
 INTERPOLATORS = ("bilinear", "bicubic", "fourier")
 
 
@@ -141,7 +143,10 @@ def score_movie(lr, motion, exposure, truth, method_names, seed, n_folds) -> dic
     held = plan_folds(t, n_folds=n_folds)
     fit_sets = [fit_frames(t, h) for h in held]
     t0 = time.perf_counter()
-    side = measure_frames(lr, motion.global_shifts_px, held_out=held, exposure=exposure)
+    baselines = interpolation_baselines(lr, motion, held, exposure=exposure)
+    side = measure_frames(
+        lr, motion.global_shifts_px, held_out=held, exposure=exposure, baselines=baselines
+    )
     t_side = time.perf_counter() - t0
     out = {}
     for name in method_names:
@@ -183,7 +188,8 @@ def _row(score, full, truth, t_full, t_fits, t_score, t_side) -> dict:
     s = row["score"]
     rho = s["rho"] if s["rho"] is None else round(s["rho"], 3)
     print(
-        f"    rho {rho!s:>6} z {s['z']:7.1f} snr {s['aliased_signal_snr']:.4f} "
+        f"    rho {rho!s:>6} z {s['z']:7.1f} beyond interp. z {s['z_beyond_interpolation']:7.1f}"
+        f" rho {s['rho_beyond_interpolation'] or 0:.3f} snr {s['aliased_signal_snr']:.4f} "
         f"bound {s['explained_share_bound'] or 0:.3f} (z {s['bound_z']:.1f}) "
         f"of bound {s['fraction_of_bound'] or 0:.2f}"
         f"  truth past Nyq {row.get('truth_past_nyquist', '-')!s:>7}  {row['seconds']}",
@@ -197,18 +203,22 @@ def pairs(movies: list[dict], method_names) -> list[dict]:
     result = []
     for a, b in itertools.combinations(method_names, 2):
         dt = [m[a]["truth_past_nyquist"] - m[b]["truth_past_nyquist"] for m in movies]
-        # z = rho sqrt(S / sigma^2): on one movie it orders methods as rho does, and it exists
-        # where the frames' aliased signal S is too weak for rho (the simulated set)
-        ds = [m[a]["score"]["z"] - m[b]["score"]["z"] for m in movies]
+        # the verdict's score, z beyond interpolation (z = rho sqrt(S / sigma^2): on one movie it
+        # orders methods as rho does, and it exists where the frames' aliased signal S is too
+        # weak for rho, the simulated sets); the raw z beside it
+        ds = [m[a]["score"][Z] - m[b]["score"][Z] for m in movies]
+        dr = [m[a]["score"]["z"] - m[b]["score"]["z"] for m in movies]
         n = len(dt)
         mean = sum(dt) / n
-        se = math.sqrt(sum((d - mean) ** 2 for d in dt) / (n - 1) / n) if n > 1 else float("inf")
+        se = _se(dt)
         score_mean = sum(ds) / n
         resolved = abs(mean) > 2 * se
         result.append({
             "pair": [a, b], "truth_diff": round(mean, 4), "truth_diff_se": round(se, 4),
-            "score_diff": round(score_mean, 4), "resolved": resolved,
-            "agree": mean * score_mean > 0 if resolved else None,
+            "score_diff": round(score_mean, 4), "score_diff_se": round(_se(ds), 4),
+            "raw_z_diff": round(sum(dr) / n, 4), "raw_z_diff_se": round(_se(dr), 4),
+            "resolved": resolved, "agree": mean * score_mean > 0 if resolved else None,
+            "agree_raw_z": mean * sum(dr) > 0 if resolved else None,
         })  # fmt: skip
     return result
 
@@ -230,6 +240,10 @@ def summary_table(movies: list[dict], method_names) -> dict:
         table[name] = {
             "rho": stats([r["score"]["rho"] for r in rows]),
             "z": stats([r["score"]["z"] for r in rows]),
+            Z: stats([r["score"][Z] for r in rows]),
+            "rho_beyond_interpolation": stats(
+                [r["score"]["rho_beyond_interpolation"] for r in rows]
+            ),
             "explained_share": stats([r["score"]["explained_share"] for r in rows]),
             "explained_share_bound": stats([r["score"]["explained_share_bound"] for r in rows]),
             "fraction_of_bound": stats([r["score"]["fraction_of_bound"] for r in rows]),
@@ -303,6 +317,9 @@ def main() -> None:
             resolved = [p for p in entry["pairs"] if p["resolved"]]
             entry["resolved_pairs_in_truth_order"] = (
                 f"{sum(p['agree'] for p in resolved)}/{len(resolved)}"
+            )
+            entry["resolved_pairs_in_truth_order_raw_z"] = (
+                f"{sum(p['agree_raw_z'] for p in resolved)}/{len(resolved)}"
             )
         entry["interpolators_recovered"] = {
             m: entry["summary"][m]["recovered"] for m in INTERPOLATORS if m in method_names

@@ -2,10 +2,10 @@
 
 :func:`measure_frames` does everything that depends on the frames alone (once per movie and set of
 folds: the forward model, the in-band directions, the noise, the aliased signal of the held-out
-frames and the Wiener share of each fold's fit frames); :func:`prediction_sums` adds one method's
-fit images (its predictions of the held-out frames). Sums are per LR shell, rows
-``C, |Pi P|^2, |Pi Y|^2, 3 sigma^2, sigma^2 |Pi P|^2, W = sum w S_held, var W`` (``Pi Y``: the
-frames in the 3 alias directions, where ``Pi P`` lies).
+frames, the Wiener bound measured on the even/odd half sets and the interpolation baseline's
+prediction of each fold); :func:`prediction_sums` adds one method's fit images (its predictions of
+the held-out frames). Sums are per LR shell, rows :data:`ROWS` (``Pi Y``: the frames in the 3 alias
+directions, where ``Pi P`` lies; ``Pi B``: the interpolation baseline's prediction).
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ _ROW_CHUNK = 32
 _TAPER_LR_PX = 16
 _GUARD_BINS = 4
 _SMOOTH_BINS = 5  # window over which the fit frames' signal and noise are averaged
+ROWS = (
+    "C", "|Pi P|^2", "|Pi Y|^2", "3 sigma^2", "sigma^2 |Pi P|^2",
+    "W = sum w S (half sets)", "var W", "S (half sets)", "var S_held",
+    "C_b", "|Pi B|^2", "sigma^2 |Pi B|^2", "Re <Pi P, Pi B>", "sigma^2 Re <Pi P, Pi B>",
+)  # fmt: skip
+N_ROWS = len(ROWS)
 
 
 class _Model:
@@ -76,6 +82,7 @@ class _Fold:
     fit: list[int]
     u: torch.Tensor  # (n_held, hc, wc) complex64: the in-band direction per frequency
     sigma2: torch.Tensor  # (hc, wc): the held-out frames' noise power per frame
+    base: torch.Tensor | None = None  # (n_held, hc, wc) complex64: the baseline's Pi P
 
 
 @dataclass
@@ -92,8 +99,9 @@ class FrameSide:
     shell: torch.Tensor  # (hc, wc) LR shell index
     use: torch.Tensor  # (hc, wc) frequencies used
     folds: list[_Fold]
-    sums: torch.Tensor  # (7, N_SHELLS) float64, the method-independent rows filled
+    sums: torch.Tensor  # (N_ROWS, N_SHELLS) float64, the method-independent rows filled
     exposure: Exposure | None
+    n_fit: float = 0.0  # mean number of fit frames per fold
 
 
 def _crop(shifts: torch.Tensor, h: int, w: int) -> tuple[int, int, int, torch.Tensor]:
@@ -173,8 +181,14 @@ def measure_frames(
     *,
     held_out: Sequence[Sequence[int]],
     exposure: Exposure | None = None,
+    baselines: Iterable[torch.Tensor] | None = None,
 ) -> FrameSide:
-    """The frames' side of the score for folds holding out ``held_out`` (each fit: the rest)."""
+    """The frames' side of the score for folds holding out ``held_out`` (each fit: the rest).
+
+    ``baselines``: per fold, the interpolation baseline's ``(2h, 2w)`` image made from the fold's
+    fit frames (:func:`cryozssr.evaluate.score.interpolation_baselines`); ``None``: no
+    "beyond interpolation" rows (they stay 0).
+    """
     dev = frames.device
     t, h, w = frames.shape
     shifts = shifts_px.to(dev, torch.float64)
@@ -191,46 +205,109 @@ def measure_frames(
     side = FrameSide(
         (h, w), shifts, m, (hc, wc), r, window,
         torch.empty(0), shell, use, [],
-        torch.zeros(7, N_SHELLS, dtype=torch.float64, device=dev), exposure,
+        torch.zeros(N_ROWS, N_SHELLS, dtype=torch.float64, device=dev), exposure,
     )  # fmt: skip
     side.spectra = torch.stack([_cut(side, i, frames[i].double()) for i in range(t)]).to(
         torch.complex64
     )
     keep = use.expand(hc, wc)
     sh = shell.expand(hc, wc)[keep]
+
+    def add(row: int, v: torch.Tensor) -> None:
+        side.sums[row].index_add_(0, sh, v[keep])
+
+    base_iter = None if baselines is None else iter(baselines)
     for held in held_out:
         held = sorted(int(i) for i in held)
         fit = [i for i in range(t) if i not in set(held)]
         u, alias, sigma2 = _measure(side, held, fit)
         n = len(held)
-        # the held-out frames' aliased signal power, debiased by their own noise (n - 4
+        # the held-out frames' aliased signal power is debiased by their own noise (n - 4
         # dimensions): another set's noise differs by more than the aliased signal's share
         # (0.5% against ~2% on the real-texture movie), its own is consistent
-        signal = alias - 3 * sigma2
-        # the most an estimate from the fit frames can explain of it: measured on the fit frames
-        # (independent of the held-out ones, so sum w S_held is unbiased)
-        _, fit_alias, fit_sigma2 = _measure(side, fit, None)
-        wiener = _wiener_share(fit_alias - 3 * fit_sigma2, fit_sigma2, use)
-        # variance of S_held: 3 dimensions of noise (3 sigma^4) and the noise estimate's own
-        # (9 sigma^4 / (n - 4)); doubled: k and -k are the same (conjugate) data
-        var_signal = 2 * (3 + 9 / (n - 4)) * sigma2**2
-        for row, v in (
-            (2, alias),
-            (3, 3 * sigma2),
-            (5, wiener * signal),
-            (6, wiener**2 * var_signal),
-        ):
-            side.sums[row].index_add_(0, sh, v[keep])
-        side.folds.append(_Fold(held, fit, u, sigma2))
+        add(2, alias)
+        add(3, 3 * sigma2)
+        add(8, _signal_variance(sigma2, n))
+        fold = _Fold(held, fit, u, sigma2)
+        if base_iter is not None:
+            image = next(base_iter, None)
+            if image is None:
+                raise ValueError(f"{len(held_out)} folds need {len(held_out)} baseline images")
+            fold.base = b = _projected_prediction(side, fold, image)
+            y = side.spectra[held]
+            add(9, (b.conj() * y).real.sum(0).double())
+            bb = b.abs().pow(2).sum(0).double()
+            add(10, bb)
+            add(11, sigma2 * bb)
+            del y
+        side.folds.append(fold)
+    side.n_fit = sum(len(f.fit) for f in side.folds) / len(side.folds)
+    _half_set_bound(side, add)
     return side
 
 
+def _signal_variance(sigma2: torch.Tensor, n: int) -> torch.Tensor:
+    """Variance of the debiased aliased power of ``n`` frames, ``|Pi Y|^2 - 3 sigma^2``: 3
+    dimensions of noise (``3 sigma^4``) and the noise estimate's own (``9 sigma^4 / (n - 4)``);
+    doubled: ``k`` and ``-k`` are the same (conjugate) data."""
+    return 2 * (3 + 9 / (n - 4)) * sigma2**2
+
+
+def _half_set_bound(side: FrameSide, add) -> None:
+    """The Wiener bound's sums for an estimate from ``side.n_fit`` frames, measured on the even and
+    odd half sets (``n_half - 4`` noise dimensions each, not the ``n_held - 4`` of a fold's held-out
+    frames: 1 for 5 frames). Each half's aliased power ``S_A`` (summed over its ``n_A`` frames)
+    and per-frame noise ``sigma_A^2`` give the Wiener share of ``n_fit`` such frames: the aliased
+    power summed over frames grows as their number (each frame carries the same aliased signal,
+    up to its dose filter) and the noise per frame does not, so
+    ``S_fit = S_A n_fit / n_A`` and ``w = S_fit / (S_fit + 3 sigma^2) = S_A / (S_A + 3 sigma_A^2
+    n_A / n_fit)``; it weights the *other* half's aliased power (independent: ``sum w S_B`` is
+    unbiased), both ways."""
+    t = side.spectra.shape[0]
+    halves = [list(range(0, t, 2)), list(range(1, t, 2))]
+    measured = []
+    for idx in halves:
+        _, alias, sigma2 = _measure(side, idx, None)
+        measured.append((alias - 3 * sigma2, sigma2, len(idx)))
+    for (s_a, sig_a, n_a), (s_b, sig_b, n_b) in (measured, measured[::-1]):
+        wiener = _wiener_share(s_a, sig_a * (n_a / side.n_fit), side.use)
+        add(5, wiener * s_b)
+        add(6, wiener**2 * _signal_variance(sig_b, n_b))
+        add(7, s_b)
+
+
+def _projected_prediction(side: FrameSide, fold: _Fold, image: torch.Tensor) -> torch.Tensor:
+    """``Pi P``: the held-out frames predicted from ``image``'s detail past the Nyquist alone,
+    with the in-band direction projected out, ``(n_held, hc, wc)`` complex64."""
+    h, w = side.shape
+    if tuple(image.shape) != (2 * h, 2 * w):
+        raise ValueError(f"fit images must be {(2 * h, 2 * w)}, got {tuple(image.shape)}")
+    dev = side.spectra.device
+    # predicted frames from the past-Nyquist detail alone, on the whole (periodic) grid:
+    # exact, so an image with nothing past the Nyquist predicts exactly nothing
+    x = torch.fft.fft2(image.to(dev, torch.float64)).reshape(2, h, 2, w).permute(1, 3, 0, 2)
+    model = _Model(h, w, fold.held, fold.fit, side.exposure, dev)
+    x_high = x * ~model.low
+    p = torch.stack([
+        _cut(side, j, torch.fft.ifft2((model(i, side.shifts_px[j]) * x_high).sum((-2, -1))).real)
+        for i, j in enumerate(fold.held)
+    ]).to(torch.complex64)  # fmt: skip
+    del x, x_high, model
+    hc = side.crop[0]
+    for r0 in range(0, hc, _ROW_CHUNK):
+        sl = slice(r0, r0 + _ROW_CHUNK)
+        u, pr = fold.u[:, sl], p[:, sl]
+        uu = u.abs().pow(2).sum(0).clamp(min=1e-30)
+        p[:, sl] = pr - u * ((u.conj() * pr).sum(0) / uu)
+    return p
+
+
 def prediction_sums(side: FrameSide, fits: Iterable[torch.Tensor]) -> torch.Tensor:
-    """The method's rows (``C``, ``|Pi P|^2``, ``sigma^2 |Pi P|^2``) added to the frames' sums.
+    """The method's rows (``C``, ``|Pi P|^2``, ``sigma^2 |Pi P|^2`` and, where the side has a
+    baseline, its overlap with the baseline's prediction) added to the frames' sums.
 
     ``fits``: per fold, the 2x image made from the fold's fit frames, at the frame-0 position.
     """
-    h, w = side.shape
     fits = iter(fits)
     dev = side.spectra.device
     sums = side.sums.clone()
@@ -241,29 +318,19 @@ def prediction_sums(side: FrameSide, fits: Iterable[torch.Tensor]) -> torch.Tens
         image = next(fits, None)
         if image is None:
             raise ValueError(f"{len(side.folds)} folds need {len(side.folds)} fit images, got {f}")
-        if tuple(image.shape) != (2 * h, 2 * w):
-            raise ValueError(f"fit images must be {(2 * h, 2 * w)}, got {tuple(image.shape)}")
-        # predicted frames from the past-Nyquist detail alone, on the whole (periodic) grid:
-        # exact, so an image with nothing past the Nyquist predicts exactly nothing
-        x = torch.fft.fft2(image.to(dev, torch.float64)).reshape(2, h, 2, w).permute(1, 3, 0, 2)
-        model = _Model(h, w, fold.held, fold.fit, side.exposure, dev)
-        x_high = x * ~model.low
-        p = torch.stack([
-            _cut(side, j, torch.fft.ifft2((model(i, side.shifts_px[j]) * x_high).sum((-2, -1))).real)
-            for i, j in enumerate(fold.held)
-        ]).to(torch.complex64)  # fmt: skip
-        del x, x_high, model
-        c = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
-        pp = torch.zeros_like(c)
+        p = _projected_prediction(side, fold, image)
+        rows = torch.zeros(5, hc, wc, dtype=torch.float64, device=dev)
         for r0 in range(0, hc, _ROW_CHUNK):
             sl = slice(r0, r0 + _ROW_CHUNK)
-            u, pr = fold.u[:, sl], p[:, sl]
-            uu = u.abs().pow(2).sum(0).clamp(min=1e-30)
-            p_perp = pr - u * ((u.conj() * pr).sum(0) / uu)
+            p_perp = p[:, sl]
             # <Pi P, Pi Y> = <Pi P, Y>: Pi P is already orthogonal to u
-            c[sl] = (p_perp.conj() * side.spectra[fold.held, sl]).real.sum(0).double()
-            pp[sl] = p_perp.abs().pow(2).sum(0).double()
-        for row, v in ((0, c), (1, pp), (4, fold.sigma2 * pp)):
+            rows[0, sl] = (p_perp.conj() * side.spectra[fold.held, sl]).real.sum(0).double()
+            rows[1, sl] = p_perp.abs().pow(2).sum(0).double()
+            if fold.base is not None:
+                rows[3, sl] = (p_perp.conj() * fold.base[:, sl]).real.sum(0).double()
+        rows[2] = fold.sigma2 * rows[1]
+        rows[4] = fold.sigma2 * rows[3]
+        for row, v in zip((0, 1, 4, 12, 13), rows, strict=True):
             sums[row].index_add_(0, sh, v[keep])
     if next(fits, None) is not None:
         raise ValueError(f"{len(side.folds)} folds need {len(side.folds)} fit images, got more")

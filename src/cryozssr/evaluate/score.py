@@ -91,6 +91,7 @@ from cryozssr.evaluate._alias_folds import (
     measure_frames,
     prediction_sums,
 )
+from cryozssr.motion.field import MotionField
 
 #: LR-radius bands (cycles/LR px) named after the HR bands their aliases fall in (on the axes).
 SCORE_BANDS: dict[str, tuple[float, float]] = {
@@ -118,6 +119,7 @@ __all__ = [
     "FrameSide",
     "alias_score",
     "fit_frames",
+    "interpolation_baselines",
     "is_recovered",
     "measure_frames",
     "plan_folds",
@@ -129,7 +131,8 @@ def plan_folds(n_frames: int, *, n_folds: int = DEFAULT_FOLDS) -> list[list[int]
     """The held-out frames of each fold: ``j, j + K, j + 2K, ...`` for ``j < K``.
 
     ``K = min(n_folds, n_frames // 5)``: at least 5 held-out frames per fold (4 alias unknowns
-    per frequency, and noise). Needs 10 frames.
+    per frequency, and noise); a movie with fewer frames than ``5 n_folds`` gets fewer folds
+    (:func:`check_folds` is the strict form for a user's option). Needs 10 frames.
     """
     if n_folds < 2:
         raise ValueError(f"the alias score needs at least 2 folds, got {n_folds}")
@@ -139,6 +142,40 @@ def plan_folds(n_frames: int, *, n_folds: int = DEFAULT_FOLDS) -> list[list[int]
     return [list(range(j, n_frames, k)) for j in range(k)]
 
 
+def check_folds(n_folds: int, n_frames: int | None = None) -> None:
+    """``ValueError`` (one line) unless ``n_folds`` folds can score a movie of ``n_frames``."""
+    if n_folds < 2:
+        raise ValueError(f"the alias score needs at least 2 folds, got {n_folds}")
+    if n_frames is not None and n_folds > n_frames // MIN_HELD_OUT:
+        raise ValueError(
+            f"{n_folds} folds need at least {MIN_HELD_OUT * n_folds} frames ({MIN_HELD_OUT} held"
+            f" out per fold); the movie has {n_frames}: use at most {n_frames // MIN_HELD_OUT}"
+        )
+
+
+def interpolation_baselines(
+    frames: torch.Tensor,
+    motion: MotionField,
+    held_out: Sequence[Sequence[int]],
+    *,
+    exposure: Exposure | None = None,
+) -> Iterable[torch.Tensor]:
+    """Per fold, the baseline every method is judged against: the bilinear 2x interpolation of
+    the dose-weighted average of the fold's fit frames (``cryozssr run --method bilinear`` on
+    them). A generator: one image in memory at a time."""
+    from cryozssr.baselines.interpolate import upsample
+    from cryozssr.motion.averages import dose_weighted_average
+
+    if exposure is None:  # no dose weighting; the pixel size does not enter
+        exposure = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=None)
+    for held in held_out:
+        fit = fit_frames(frames.shape[0], held)
+        average = dose_weighted_average(
+            frames[fit], motion.select(fit), exposure=exposure.subset(fit)
+        )
+        yield upsample(average, method="bilinear", factor=2)
+
+
 def fit_frames(n_frames: int, held_out: Sequence[int]) -> list[int]:
     """The frames a fold's fit is made from: all but ``held_out``."""
     held = set(int(i) for i in held_out)
@@ -146,7 +183,8 @@ def fit_frames(n_frames: int, held_out: Sequence[int]) -> list[int]:
 
 
 def is_recovered(z: float, explained_share: float | None, *, measurable: bool) -> bool:
-    """The verdict's rule: ``z >= Z_RECOVERED`` and, if measurable, ``rho^2 >= FRACTION_RECOVERED``."""
+    """The verdict's rule on the score *beyond interpolation* (``z_beyond_interpolation`` and
+    its share): ``z >= Z_RECOVERED`` and, if measurable, share ``>= FRACTION_RECOVERED``."""
     if z < Z_RECOVERED:
         return False
     return not measurable or (explained_share or 0.0) >= FRACTION_RECOVERED
@@ -154,7 +192,13 @@ def is_recovered(z: float, explained_share: float | None, *, measurable: bool) -
 
 @dataclass(frozen=True)
 class AliasScore:
-    """The pooled score and its parts; ``shells`` are LR radii (cycles/LR px) with ``rho`` per shell."""
+    """The pooled score and its parts; ``shells`` are LR radii (cycles/LR px) with ``rho`` per shell.
+
+    ``rho``, ``z``: the method's prediction of the held-out frames' aliasing (raw).
+    ``rho_beyond``, ``z_beyond``: how much better it correlates with them than the interpolation
+    baseline's (``rho - rho_base`` and its paired significance; ``None`` when scored without a
+    baseline); the verdict uses these.
+    """
 
     rho: float | None
     z: float
@@ -165,21 +209,39 @@ class AliasScore:
     aliased_signal_snr: float
     n_folds: int
     n_fit_frames: int
+    rho_beyond: float | None = None
+    z_beyond: float | None = None
+    held_signal_rel_se: float = 0.0
     bands: dict[str, float | None] = field(default_factory=dict)
     shells_k_lr: list[float] = field(default_factory=list)
     shells_rho: list[float | None] = field(default_factory=list)
 
     @property
+    def explained_share_beyond(self) -> float | None:
+        """``rho^2 - rho_base^2`` (signed squares): the share explained beyond the baseline."""
+        if self.rho_beyond is None or self.rho is None:
+            return None
+        base = self.rho - self.rho_beyond
+        return math.copysign(self.rho**2, self.rho) - math.copysign(base**2, base)
+
+    @property
     def fraction_of_bound_se(self) -> float | None:
-        """Standard error of :attr:`fraction_of_bound`: ``C`` (``1 / z``, squared) and ``W``."""
+        """Standard error of :attr:`fraction_of_bound`: ``C`` (``1 / z``, squared), the bound
+        (``1 / bound_z``) and the held-out frames' aliased power."""
         if self.fraction_of_bound is None or self.z == 0:
             return None
-        return abs(self.fraction_of_bound) * math.sqrt(1 / self.bound_z**2 + 4 / self.z**2)
+        rel = 1 / self.bound_z**2 + 4 / self.z**2 + self.held_signal_rel_se**2
+        return abs(self.fraction_of_bound) * math.sqrt(rel)
 
     @property
     def recovered(self) -> bool:
-        """Significant (``z`` >= 4) and, where measurable, ``rho^2`` at least 1%."""
-        return is_recovered(self.z, self.explained_share, measurable=self.rho is not None)
+        """Beyond interpolation: significant (``z`` >= 4) and, where measurable, at least 1% of
+        the held-out frames' aliased signal explained (without a baseline: the raw score)."""
+        if self.z_beyond is None:
+            return is_recovered(self.z, self.explained_share, measurable=self.rho is not None)
+        return is_recovered(
+            self.z_beyond, self.explained_share_beyond, measurable=self.rho_beyond is not None
+        )
 
     def verdict(self) -> str:
         """One plain sentence for the report."""
@@ -191,13 +253,17 @@ class AliasScore:
         if self.rho is not None:
             return f"{head} (rho = {self.rho:.2f}; what the frames allow is not measurable)"
         why = "the frames' aliased signal is too weak to measure against their noise"
-        return f"{head} (z = {self.z:.1f}); {why}"
+        z = self.z if self.z_beyond is None else self.z_beyond
+        return f"{head} (z = {z:.1f}); {why}"
 
     def to_dict(self) -> dict:
         return {
             "rho": self.rho,
             "z": self.z,
+            "rho_beyond_interpolation": self.rho_beyond,
+            "z_beyond_interpolation": self.z_beyond,
             "explained_share": self.explained_share,
+            "explained_share_beyond_interpolation": self.explained_share_beyond,
             "explained_share_bound": self.explained_share_bound,
             "fraction_of_bound": self.fraction_of_bound,
             "fraction_of_bound_se": self.fraction_of_bound_se,
@@ -218,33 +284,26 @@ def alias_score(side: FrameSide, fits: Iterable[torch.Tensor]) -> AliasScore:
 
     ``side``: :func:`measure_frames` of the ``(t, h, w)`` LR frames, their shifts ``(t, 2)`` (the
     specimen position in frame ``t`` relative to frame 0, LR px, as
-    :class:`~cryozssr.motion.field.MotionField`) and the folds' held-out frames (:func:`plan_folds`).
+    :class:`~cryozssr.motion.field.MotionField`), the folds' held-out frames (:func:`plan_folds`)
+    and, for the verdict, the folds' baselines (:func:`interpolation_baselines`).
     ``fits``: per fold, the method's ``(2h, 2w)`` image from all frames but the fold's held-out
     ones, at the frame-0 position, in counts per HR pixel per frame; any iterable (a generator
     keeps one image in memory at a time). ``side`` serves any number of methods.
     """
     sums = prediction_sums(side, fits).cpu()
-    return _summarise(sums, n_folds=len(side.folds), n_fit=min(len(f.fit) for f in side.folds))
+    return _summarise(
+        sums,
+        n_folds=len(side.folds),
+        n_fit=min(len(f.fit) for f in side.folds),
+        beyond=side.folds[0].base is not None,
+    )
 
 
-def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
-    """From pooled ``(7,)`` sums: ``rho_max^2`` (``None`` where the frames' aliased signal is not
-    measurable), the fraction of it a method reaches, ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)``
-    with ``W = sum w S_held`` (``None`` unless ``W`` is significant), and ``W``'s significance."""
-    c, pp, yp, noise = (float(v) for v in sums[:4])
-    explained, var = float(sums[5]), float(sums[6])
-    bound_z = explained / math.sqrt(var) if var > 0 else 0.0
-    signal = yp - noise
-    if bound_z < Z_BOUND:
-        return None, None, bound_z
-    measurable = signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR
-    fraction = c * abs(c) / (pp * explained) if pp > 0 else None
-    return (explained / signal if measurable else None), fraction, bound_z
-
-
-def _rho(sums: torch.Tensor) -> tuple[float | None, float, float]:
-    """``(rho, z, aliased SNR)`` from pooled sums; ``rho`` is ``None`` without signal."""
-    c, pp, yp, noise, var_c = (float(v) for v in sums[:5])
+def _rho(sums: torch.Tensor, rows=(0, 1, 4)) -> tuple[float | None, float, float]:
+    """``(rho, z, aliased SNR)`` from pooled sums (``C``, ``|P|^2``, ``sigma^2 |P|^2`` at
+    ``rows``); ``rho`` is ``None`` without signal."""
+    c, pp, var_c = (float(sums[r]) for r in rows)
+    yp, noise = float(sums[2]), float(sums[3])
     z = c / math.sqrt(var_c) if var_c > 0 else 0.0
     signal = yp - noise
     snr = signal / noise if noise > 0 else 0.0
@@ -253,7 +312,48 @@ def _rho(sums: torch.Tensor) -> tuple[float | None, float, float]:
     return c / math.sqrt(pp * signal), z, snr
 
 
-def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int) -> AliasScore:
+def _beyond(sums: torch.Tensor) -> tuple[float | None, float]:
+    """``(rho - rho_base, z)`` from pooled sums: how much better the method's prediction
+    correlates with the held-out frames' aliased signal than the interpolation baseline's, and
+    the paired significance of it. Both predictions are normalised to unit power over the band
+    (``P^ = Pi P / |Pi P|``, ``B^`` likewise: a correlation does not depend on the scale), so
+    ``rho - rho_base = <P^ - B^, Pi Y> / sqrt(S)`` and its noise is the held-out frames' own along
+    ``P^ - B^``: ``z = <P^ - B^, Y> / sqrt(sum sigma^2 |P^ - B^|^2)`` (``N(0, 1)`` when the two
+    correlate equally). A method that predicts nothing is a zero ``P^`` (``rho`` 0); one whose
+    prediction *is* the baseline's has ``P^ = B^``: 0 and 0."""
+    c, pp, var_c = float(sums[0]), float(sums[1]), float(sums[4])
+    cb, bb, var_cb = float(sums[9]), float(sums[10]), float(sums[11])
+    x, var_x = float(sums[12]), float(sums[13])
+    if bb <= 0:
+        return None, 0.0
+    np_ = math.sqrt(pp) if pp > 0 else math.inf  # nothing predicted: P^ = 0
+    nb = math.sqrt(bb)
+    diff = c / np_ - cb / nb
+    var = var_c / np_**2 + var_cb / nb**2 - 2 * var_x / (np_ * nb)
+    if var <= 1e-9 * (var_cb / nb**2):  # P^ = B^ up to rounding
+        return 0.0, 0.0
+    signal = float(sums[2] - sums[3])
+    noise = float(sums[3])
+    rho_diff = None
+    if signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR:
+        rho_diff = diff / math.sqrt(signal)
+    return rho_diff, diff / math.sqrt(var)
+
+
+def _bound(sums: torch.Tensor, rho: float | None) -> tuple[float | None, float | None, float]:
+    """From pooled sums: ``rho_max^2 = W / S`` on the half sets (``None`` unless ``W`` is
+    significant and ``S`` measurable), ``rho^2 / rho_max^2`` and ``W``'s significance."""
+    explained, var, s_half = float(sums[5]), float(sums[6]), float(sums[7])
+    bound_z = explained / math.sqrt(var) if var > 0 else 0.0
+    noise = float(sums[3])
+    if bound_z < Z_BOUND or s_half <= 0 or noise <= 0 or s_half / noise < MIN_ALIASED_SNR:
+        return None, None, bound_z
+    bound = explained / s_half
+    fraction = None if rho is None else math.copysign(rho * rho, rho) / bound
+    return bound, fraction, bound_z
+
+
+def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) -> AliasScore:
     edges = torch.arange(N_SHELLS + 1, dtype=torch.float64) * (0.5 * math.sqrt(2) / N_SHELLS)
     centres = ((edges[:-1] + edges[1:]) / 2).tolist()
 
@@ -263,7 +363,10 @@ def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int) -> AliasScore:
 
     headline = pooled(*HEADLINE_BAND)
     rho, z, snr = _rho(headline)
-    bound, fraction, bound_z = _bound(headline)
+    rho_b, z_b = _beyond(headline) if beyond else (None, None)
+    bound, fraction, bound_z = _bound(headline, rho)
+    signal = float(headline[2] - headline[3])
+    rel_se = math.sqrt(float(headline[8])) / signal if signal > 0 else 0.0
     bands = {name: _rho(pooled(lo, hi))[0] for name, (lo, hi) in SCORE_BANDS.items()}
     return AliasScore(
         rho=rho,
@@ -275,6 +378,9 @@ def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int) -> AliasScore:
         aliased_signal_snr=snr,
         n_folds=n_folds,
         n_fit_frames=n_fit,
+        rho_beyond=rho_b,
+        z_beyond=z_b,
+        held_signal_rel_se=rel_se,
         bands=bands,
         shells_k_lr=[round(k, 4) for k in centres],
         shells_rho=[_rho(sums[:, i])[0] for i in range(N_SHELLS)],
@@ -288,10 +394,13 @@ def score_record(
     fits: Iterable[torch.Tensor],
     held_out: Sequence[Sequence[int]],
     exposure: Exposure | None = None,
+    baselines: Iterable[torch.Tensor] | None = None,
 ) -> dict:
     """:func:`alias_score` as a run record's JSON entry; a movie it cannot score gets ``error``."""
     try:
-        side = measure_frames(frames, shifts_px, held_out=held_out, exposure=exposure)
+        side = measure_frames(
+            frames, shifts_px, held_out=held_out, exposure=exposure, baselines=baselines
+        )
         return alias_score(side, fits).to_dict()
     except (ValueError, RuntimeError) as exc:  # an optional figure must not fail the movie
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
