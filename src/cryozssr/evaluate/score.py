@@ -323,7 +323,7 @@ def _beyond(sums: torch.Tensor) -> tuple[float | None, float]:
     prediction *is* the baseline's has ``P^ = B^``: 0 and 0."""
     c, pp, var_c = float(sums[0]), float(sums[1]), float(sums[4])
     cb, bb, var_cb = float(sums[9]), float(sums[10]), float(sums[11])
-    x, var_x = float(sums[12]), float(sums[13])
+    var_x = float(sums[13])
     if bb <= 0:
         return None, 0.0
     np_ = math.sqrt(pp) if pp > 0 else math.inf  # nothing predicted: P^ = 0
