@@ -363,7 +363,11 @@ def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) ->
 
     headline = pooled(*HEADLINE_BAND)
     rho, z, snr = _rho(headline)
-    rho_b, z_b = _beyond(headline) if beyond else (None, None)
+    rho_b, z_b = None, None
+    if beyond:  # it must beat both baselines: predicting nothing (raw) and the interpolation
+        rho_b, z_b = _beyond(headline)
+        z_b = min(z, z_b)
+        rho_b = None if rho is None or rho_b is None else min(rho, rho_b)
     bound, fraction, bound_z = _bound(headline, rho)
     signal = float(headline[2] - headline[3])
     rel_se = math.sqrt(float(headline[8])) / signal if signal > 0 else 0.0

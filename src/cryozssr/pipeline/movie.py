@@ -155,6 +155,13 @@ def process_movie(
         # applied chunk by chunk as the frames are taken (GainCorrected)
         frames = movie.read(device=device, keep_integers=True)
     check_raw_frames(frames, dtype_name=movie.dtype_name, name=path.name)
+    if cfg.half_sets and cfg.score_folds is not None:
+        from cryozssr.evaluate.score import check_folds
+
+        try:  # before any work: --score-folds the movie cannot have is the user's error
+            check_folds(cfg.score_folds, frames.shape[0])
+        except ValueError as exc:
+            raise InputError(f"{path.name}: --score-folds: {exc}") from None
     if gain is not None:
         if frames.is_floating_point():
             frames *= gain.to(frames.device)
@@ -286,12 +293,19 @@ def _run_on(
 
 def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
     """The alias score (:mod:`cryozssr.evaluate.score`): the method run on all frames but each
-    fold's held-out ones, one fit at a time; with 2 folds (10-14 frames) the half sets."""
-    from cryozssr.evaluate.score import fit_frames, plan_folds, score_record
+    fold's held-out ones, one fit at a time (with 2 folds: the half sets), judged beside the
+    folds' bilinear baseline."""
+    from cryozssr.evaluate.score import (
+        DEFAULT_FOLDS,
+        fit_frames,
+        interpolation_baselines,
+        plan_folds,
+        score_record,
+    )
 
     t = frames.shape[0]
     try:
-        held = plan_folds(t)
+        held = plan_folds(t, n_folds=cfg.score_folds or DEFAULT_FOLDS)
     except ValueError as exc:
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
     if held == [list(range(0, t, 2)), list(range(1, t, 2))]:
@@ -301,8 +315,14 @@ def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
             _finite(_run_on(frames, fit_frames(t, h), motion, exposure, cfg, name, on_progress))
             for h in held
         )
+    baselines = interpolation_baselines(frames, motion, held, exposure=exposure)
     return score_record(  # opt-in: a gain-corrected movie is made whole for it
-        as_tensor(frames), motion.global_shifts_px, fits=fits, held_out=held, exposure=exposure
+        as_tensor(frames),
+        motion.global_shifts_px,
+        fits=fits,
+        held_out=held,
+        exposure=exposure,
+        baselines=baselines,
     )
 
 
