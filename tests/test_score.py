@@ -8,16 +8,21 @@ import torch
 from _synthetic import synthetic_movie
 from cryozssr.baselines import misr, upsample
 from cryozssr.dose import Exposure
+from cryozssr.errors import OptionError
+from cryozssr.evaluate.frc import register_and_frc
 from cryozssr.evaluate.score import (
     alias_score,
+    check_folds,
     fit_frames,
+    interpolation_baselines,
     measure_frames,
     plan_folds,
     score_record,
 )
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.field import MotionField
-from cryozssr.ops import box_sum
+from cryozssr.ops import box_sum, fourier_shift
+from cryozssr.pipeline.config import RunConfig
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,10 @@ def movie():
 def _score(lr, motion, make, *, n_folds=4, exposure=None):
     """``make(frames, motion)`` run on all frames but each fold's held-out ones, scored."""
     held = plan_folds(lr.shape[0], n_folds=n_folds)
-    side = measure_frames(lr, motion.global_shifts_px, held_out=held, exposure=exposure)
+    baselines = interpolation_baselines(lr, motion, held, exposure=exposure)
+    side = measure_frames(
+        lr, motion.global_shifts_px, held_out=held, exposure=exposure, baselines=baselines
+    )
     fits = (fit_frames(lr.shape[0], h) for h in held)
     return alias_score(side, (make(lr[f], motion.select(f)).double() for f in fits))
 
@@ -82,6 +90,66 @@ def test_interpolation_recovers_nothing(movie, method):
     score = _score(lr, motion, interpolate)
     assert score.rho is not None and abs(score.rho) < 0.1  # rho^2 < 1% of what the frames allow
     assert not score.recovered and "no" in score.verdict()
+    if method == "bilinear":  # the baseline itself: nothing beyond it, by construction
+        assert score.z_beyond == 0.0 and score.rho_beyond == 0.0
+
+
+def _mirror_movie(n_frames=20, size_hr=192, counts=100.0):
+    """A specimen whose detail past the Nyquist is 80% a mirror of its in-band content (a
+    bilinear 2x of an LR image) and 20% independent texture: interpolation predicts part of the
+    frames' aliasing because the specimen is symmetric so, not because it recovers anything."""
+    from _synthetic import band_limited_scene
+
+    g = torch.Generator().manual_seed(7)
+    mirror = upsample(band_limited_scene(size_hr // 2, seed=11, cutoff=0.6), method="bilinear")
+    scene = 0.8 * mirror + 0.2 * band_limited_scene(size_hr, seed=12)
+    t = torch.arange(n_frames, dtype=torch.float64)
+    shifts = torch.stack([2.0 * t.sqrt(), -1.3 * t.sqrt()], -1)
+    shifts = shifts + 0.15 * torch.randn(n_frames, 2, generator=g, dtype=torch.float64)
+    shifts[0] = 0
+    hr = fourier_shift(scene.expand(n_frames, -1, -1), 2 * shifts) * counts
+    lr = torch.poisson(box_sum(hr.clamp(min=0)), generator=g).float()
+    return lr, MotionField(shifts.float(), (size_hr // 2, size_hr // 2)), scene.double() * counts
+
+
+def test_interpolation_of_a_symmetric_specimen_recovers_nothing_beyond_interpolation():
+    lr, motion, truth = _mirror_movie()
+    exposure = Exposure(pixel_size_angstrom=1.0)
+
+    def interpolation(method):
+        def make(frames, sub):
+            return upsample(dose_weighted_average(frames, sub, exposure=exposure), method=method)
+
+        return make
+
+    bilinear = _score(lr, motion, interpolation("bilinear"))
+    # the raw score is right that bilinear's detail matches the specimen here (so does the truth)
+    assert bilinear.z > 6 and bilinear.explained_share > 0.01
+    assert register_and_frc(interpolation("bilinear")(lr, motion).double(), truth).past_nyquist > 0
+    for method in ("bilinear", "bicubic", "fourier"):
+        score = _score(lr, motion, interpolation(method))
+        assert not score.recovered and score.z_beyond < 4, method
+        assert score.to_dict()["z"] == score.z  # the raw z stays in the record
+    sr = _score(lr, motion, misr)  # a real reconstruction predicts what interpolation cannot
+    assert sr.recovered and sr.z_beyond > 10 and sr.rho_beyond > 0.3
+    # with K = 4 folds (5 held-out frames each) the bound is still measured (on the half sets)
+    assert sr.n_folds == 4 and sr.bound_z > 3 and sr.fraction_of_bound is not None
+    assert sr.fraction_of_bound == pytest.approx(1.0, abs=0.25)
+    assert "% (± " in sr.verdict()
+
+
+def test_score_folds_are_checked_as_options():
+    check_folds(4, 20)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        check_folds(1)
+    with pytest.raises(ValueError, match="5 folds need at least 25 frames.*use at most 4"):
+        check_folds(5, 24)
+    with pytest.raises(OptionError, match="--score-folds 1: must be at least 2"):
+        RunConfig(half_sets=True, score_folds=1)
+    with pytest.raises(OptionError, match="with --half-sets only"):
+        RunConfig(score_folds=4)
+    cfg = RunConfig(half_sets=True, score_folds=3)
+    assert RunConfig.from_dict(cfg.to_dict()).score_folds == 3
 
 
 def test_a_noise_only_movie_scores_zero_within_noise():
