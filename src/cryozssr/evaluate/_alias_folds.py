@@ -30,7 +30,7 @@ _GUARD_BINS = 4
 _SMOOTH_BINS = 5  # window over which the fit frames' signal and noise are averaged
 ROWS = (
     "C", "|Pi P|^2", "|Pi Y|^2", "3 sigma^2", "sigma^2 |Pi P|^2",
-    "W = sum w S (half sets)", "var W", "S (half sets)", "var S_held",
+    "W = sum w S_held", "var W", "S_held (noise of all frames)", "var S_held",
     "C_b", "|Pi B|^2", "sigma^2 |Pi B|^2", "Re <Pi P, Pi B>", "sigma^2 Re <Pi P, Pi B>",
 )  # fmt: skip
 N_ROWS = len(ROWS)
@@ -216,18 +216,29 @@ def measure_frames(
     def add(row: int, v: torch.Tensor) -> None:
         side.sums[row].index_add_(0, sh, v[keep])
 
+    # the per-frame noise power for the bound's signal, from all t frames (t - 4 dimensions per
+    # frequency, not the n_held - 4 of a fold's held-out frames: 1 for 5 frames)
+    _, _, sigma2_all = _measure(side, list(range(t)), None)
+    var_all = _signal_variance(sigma2_all, t)
     base_iter = None if baselines is None else iter(baselines)
     for held in held_out:
         held = sorted(int(i) for i in held)
         fit = [i for i in range(t) if i not in set(held)]
         u, alias, sigma2 = _measure(side, held, fit)
-        n = len(held)
-        # the held-out frames' aliased signal power is debiased by their own noise (n - 4
-        # dimensions): another set's noise differs by more than the aliased signal's share
-        # (0.5% against ~2% on the real-texture movie), its own is consistent
+        # rho's aliased signal power of the held-out frames is debiased by their own noise: its
+        # noise then cancels in the ratio of their prediction to it (rows 2, 3)
         add(2, alias)
         add(3, 3 * sigma2)
-        add(8, _signal_variance(sigma2, n))
+        add(8, _signal_variance(sigma2, len(held)))
+        # the bound: the Wiener share w of the fit frames (measured on them: independent of the
+        # held-out frames, so sum w S_held is unbiased) weighting the held-out frames' aliased
+        # signal, debiased by the noise of all frames (unbiased too: same noise per frame)
+        _, fit_alias, fit_sigma2 = _measure(side, fit, None)
+        wiener = _wiener_share(fit_alias - 3 * fit_sigma2, fit_sigma2, use)
+        signal = alias - 3 * sigma2_all
+        add(5, wiener * signal)
+        add(6, wiener**2 * var_all)
+        add(7, signal)
         fold = _Fold(held, fit, u, sigma2)
         if base_iter is not None:
             image = next(base_iter, None)
@@ -242,38 +253,14 @@ def measure_frames(
             del y
         side.folds.append(fold)
     side.n_fit = sum(len(f.fit) for f in side.folds) / len(side.folds)
-    _half_set_bound(side, add)
     return side
 
 
 def _signal_variance(sigma2: torch.Tensor, n: int) -> torch.Tensor:
-    """Variance of the debiased aliased power of ``n`` frames, ``|Pi Y|^2 - 3 sigma^2``: 3
-    dimensions of noise (``3 sigma^4``) and the noise estimate's own (``9 sigma^4 / (n - 4)``);
-    doubled: ``k`` and ``-k`` are the same (conjugate) data."""
+    """Variance of the debiased aliased power ``|Pi Y|^2 - 3 sigma^2`` (``sigma^2`` measured on
+    ``n`` frames): 3 dimensions of noise (``3 sigma^4``) and the noise estimate's own
+    (``9 sigma^4 / (n - 4)``); doubled: ``k`` and ``-k`` are the same (conjugate) data."""
     return 2 * (3 + 9 / (n - 4)) * sigma2**2
-
-
-def _half_set_bound(side: FrameSide, add) -> None:
-    """The Wiener bound's sums for an estimate from ``side.n_fit`` frames, measured on the even and
-    odd half sets (``n_half - 4`` noise dimensions each, not the ``n_held - 4`` of a fold's held-out
-    frames: 1 for 5 frames). Each half's aliased power ``S_A`` (summed over its ``n_A`` frames)
-    and per-frame noise ``sigma_A^2`` give the Wiener share of ``n_fit`` such frames: the aliased
-    power summed over frames grows as their number (each frame carries the same aliased signal,
-    up to its dose filter) and the noise per frame does not, so
-    ``S_fit = S_A n_fit / n_A`` and ``w = S_fit / (S_fit + 3 sigma^2) = S_A / (S_A + 3 sigma_A^2
-    n_A / n_fit)``; it weights the *other* half's aliased power (independent: ``sum w S_B`` is
-    unbiased), both ways."""
-    t = side.spectra.shape[0]
-    halves = [list(range(0, t, 2)), list(range(1, t, 2))]
-    measured = []
-    for idx in halves:
-        _, alias, sigma2 = _measure(side, idx, None)
-        measured.append((alias - 3 * sigma2, sigma2, len(idx)))
-    for (s_a, sig_a, n_a), (s_b, sig_b, n_b) in (measured, measured[::-1]):
-        wiener = _wiener_share(s_a, sig_a * (n_a / side.n_fit), side.use)
-        add(5, wiener * s_b)
-        add(6, wiener**2 * _signal_variance(sig_b, n_b))
-        add(7, s_b)
 
 
 def _projected_prediction(side: FrameSide, fold: _Fold, image: torch.Tensor) -> torch.Tensor:

@@ -211,7 +211,6 @@ class AliasScore:
     n_fit_frames: int
     rho_beyond: float | None = None
     z_beyond: float | None = None
-    held_signal_rel_se: float = 0.0
     bands: dict[str, float | None] = field(default_factory=dict)
     shells_k_lr: list[float] = field(default_factory=list)
     shells_rho: list[float | None] = field(default_factory=list)
@@ -226,12 +225,10 @@ class AliasScore:
 
     @property
     def fraction_of_bound_se(self) -> float | None:
-        """Standard error of :attr:`fraction_of_bound`: ``C`` (``1 / z``, squared), the bound
-        (``1 / bound_z``) and the held-out frames' aliased power."""
+        """Standard error of :attr:`fraction_of_bound`: ``C`` (``1 / z``, squared) and ``W``."""
         if self.fraction_of_bound is None or self.z == 0:
             return None
-        rel = 1 / self.bound_z**2 + 4 / self.z**2 + self.held_signal_rel_se**2
-        return abs(self.fraction_of_bound) * math.sqrt(rel)
+        return abs(self.fraction_of_bound) * math.sqrt(1 / self.bound_z**2 + 4 / self.z**2)
 
     @property
     def recovered(self) -> bool:
@@ -340,17 +337,19 @@ def _beyond(sums: torch.Tensor) -> tuple[float | None, float]:
     return rho_diff, diff / math.sqrt(var)
 
 
-def _bound(sums: torch.Tensor, rho: float | None) -> tuple[float | None, float | None, float]:
-    """From pooled sums: ``rho_max^2 = W / S`` on the half sets (``None`` unless ``W`` is
-    significant and ``S`` measurable), ``rho^2 / rho_max^2`` and ``W``'s significance."""
-    explained, var, s_half = float(sums[5]), float(sums[6]), float(sums[7])
+def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
+    """From pooled sums: ``rho_max^2 = W / S_held`` (``None`` where the held-out frames' aliased
+    signal is not measurable), the fraction of it a method reaches,
+    ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)`` (``None`` unless ``W`` is significant: the
+    held-out signal cancels, only ``W``'s noise is left) and ``W``'s significance."""
+    c, pp, noise = float(sums[0]), float(sums[1]), float(sums[3])
+    explained, var, signal = float(sums[5]), float(sums[6]), float(sums[7])
     bound_z = explained / math.sqrt(var) if var > 0 else 0.0
-    noise = float(sums[3])
-    if bound_z < Z_BOUND or s_half <= 0 or noise <= 0 or s_half / noise < MIN_ALIASED_SNR:
+    if bound_z < Z_BOUND:
         return None, None, bound_z
-    bound = explained / s_half
-    fraction = None if rho is None else math.copysign(rho * rho, rho) / bound
-    return bound, fraction, bound_z
+    measurable = signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR
+    fraction = c * abs(c) / (pp * explained) if pp > 0 else None
+    return (explained / signal if measurable else None), fraction, bound_z
 
 
 def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) -> AliasScore:
@@ -368,9 +367,7 @@ def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) ->
         rho_b, z_b = _beyond(headline)
         z_b = min(z, z_b)
         rho_b = None if rho is None or rho_b is None else min(rho, rho_b)
-    bound, fraction, bound_z = _bound(headline, rho)
-    signal = float(headline[2] - headline[3])
-    rel_se = math.sqrt(float(headline[8])) / signal if signal > 0 else 0.0
+    bound, fraction, bound_z = _bound(headline)
     bands = {name: _rho(pooled(lo, hi))[0] for name, (lo, hi) in SCORE_BANDS.items()}
     return AliasScore(
         rho=rho,
@@ -384,7 +381,6 @@ def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) ->
         n_fit_frames=n_fit,
         rho_beyond=rho_b,
         z_beyond=z_b,
-        held_signal_rel_se=rel_se,
         bands=bands,
         shells_k_lr=[round(k, 4) for k in centres],
         shells_rho=[_rho(sums[:, i])[0] for i in range(N_SHELLS)],
