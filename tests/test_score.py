@@ -142,7 +142,7 @@ def test_score_folds_are_checked_as_options():
     check_folds(4, 20)
     with pytest.raises(ValueError, match="at least 2 folds"):
         check_folds(1)
-    with pytest.raises(ValueError, match="5 folds need at least 25 frames.*use at most 4"):
+    with pytest.raises(ValueError, match=r"5 folds need at least 25 frames.*use at most 4"):
         check_folds(5, 24)
     with pytest.raises(OptionError, match="--score-folds 1: must be at least 2"):
         RunConfig(half_sets=True, score_folds=1)
