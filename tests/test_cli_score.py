@@ -52,3 +52,15 @@ def test_bad_score_folds_are_one_line_and_write_nothing(
         pytest.fail(err)
     assert_one_clean_error(status, err, *fragments)
     assert not list(out.glob("mov*")) if out.exists() else True
+
+
+@pytest.mark.parametrize(
+    ("folds", "fragment"), [("1", "at least 2 folds"), ("9", "9 folds need at least 45 frames")]
+)
+def test_the_demos_bad_score_folds_are_one_line(tmp_path, monkeypatch, capsys, folds, fragment):
+    out = tmp_path / "demo"
+    status, _, err = run_cli(
+        monkeypatch, capsys, "demo", "--out", str(out), "--frames", "40", "--score-folds", folds
+    )
+    assert_one_clean_error(status, err, "--score-folds", fragment)
+    assert not out.exists()
