@@ -246,7 +246,9 @@ def summary_table(movies: list[dict], method_names) -> dict:
             ),
             "explained_share": stats([r["score"]["explained_share"] for r in rows]),
             "explained_share_bound": stats([r["score"]["explained_share_bound"] for r in rows]),
-            "fraction_of_bound": stats([r["score"]["fraction_of_bound"] for r in rows]),
+            "fraction_of_bound": stats(  # the final rule: only where rho is measurable
+                [r["score"]["fraction_of_bound"] for r in rows if r["score"]["rho"] is not None]
+            ),
             "recovered": [r["score"]["recovered"] for r in rows],
             "truth_past_nyquist": stats([r.get("truth_past_nyquist") for r in rows]),
             "truth_frc_nyquist_1.33x": stats(

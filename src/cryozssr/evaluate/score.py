@@ -365,17 +365,21 @@ def _beyond(sums: torch.Tensor) -> tuple[float | None, float]:
 
 def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
     """From pooled sums: ``rho_max^2 = W / S_held`` (``None`` where the held-out frames' aliased
-    signal is not measurable), the fraction of it a method reaches,
+    signal is not measurable, with all frames' noise or with their own), the fraction of it a method reaches,
     ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)`` (``None`` unless ``W`` is significant: the
     held-out signal cancels, only ``W``'s noise is left) and ``W``'s significance."""
     c, pp, noise = float(sums[0]), float(sums[1]), float(sums[3])
     explained, var, signal = float(sums[5]), float(sums[6]), float(sums[7])
+    own_signal = float(sums[2]) - noise  # with the held-out frames' own noise (rho's)
     bound_z = explained / math.sqrt(var) if var > 0 else 0.0
     if bound_z < Z_BOUND:
         return None, None, bound_z
     measurable = signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR
-    fraction = c * abs(c) / (pp * explained) if pp > 0 else None
-    return (explained / signal if measurable else None), fraction, bound_z
+    if not measurable or own_signal <= 0 or pp <= 0:
+        # the frames' aliased signal is not measurable (radiation damage the model lacks biases
+        # the noise of different frame sets differently there): no "what the frames allow"
+        return None, None, bound_z
+    return explained / signal, c * abs(c) / (pp * explained), bound_z
 
 
 def _summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) -> AliasScore:
