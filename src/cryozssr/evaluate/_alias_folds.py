@@ -30,7 +30,7 @@ _GUARD_BINS = 4
 _SMOOTH_BINS = 5  # window over which the fit frames' signal and noise are averaged
 ROWS = (
     "C", "|Pi P|^2", "|Pi Y|^2", "3 sigma^2", "sigma^2 |Pi P|^2",
-    "W = sum w S_held", "var W", "S_held (noise of all frames)", "var S_held",
+    "W = sum w S_held", "var W", "S_held (own noise, 5x5 mean)", "var S_held",
     "C_b", "|Pi B|^2", "sigma^2 |Pi B|^2", "Re <Pi P, Pi B>", "sigma^2 Re <Pi P, Pi B>",
 )  # fmt: skip
 N_ROWS = len(ROWS)
@@ -216,10 +216,6 @@ def measure_frames(
     def add(row: int, v: torch.Tensor) -> None:
         side.sums[row].index_add_(0, sh, v[keep])
 
-    # the per-frame noise power for the bound's signal, from all t frames (t - 4 dimensions per
-    # frequency, not the n_held - 4 of a fold's held-out frames: 1 for 5 frames)
-    _, _, sigma2_all = _measure(side, list(range(t)), None)
-    var_all = _signal_variance(sigma2_all, t)
     base_iter = None if baselines is None else iter(baselines)
     for held in held_out:
         held = sorted(int(i) for i in held)
@@ -230,14 +226,16 @@ def measure_frames(
         add(2, alias)
         add(3, 3 * sigma2)
         add(8, _signal_variance(sigma2, len(held)))
-        # the bound: the Wiener share w of the fit frames (measured on them: independent of the
-        # held-out frames, so sum w S_held is unbiased) weighting the held-out frames' aliased
-        # signal, debiased by the noise of all frames (unbiased too: same noise per frame)
+        # the bound: the Wiener share w of the fit frames (measured on them) weighting the
+        # held-out frames' aliased signal, debiased by the held-out frames' own noise averaged
+        # over the same 5x5 window (25x its n - 4 dimensions; any other frames' noise shares
+        # the fit frames' and biases sum w S_held: +5 SD on a noise-only movie)
         _, fit_alias, fit_sigma2 = _measure(side, fit, None)
         wiener = _wiener_share(fit_alias - 3 * fit_sigma2, fit_sigma2, use)
-        signal = alias - 3 * sigma2_all
+        sigma2_local = _local_mean(sigma2, use)
+        signal = alias - 3 * sigma2_local
         add(5, wiener * signal)
-        add(6, wiener**2 * var_all)
+        add(6, wiener**2 * _signal_variance(sigma2_local, len(held), _SMOOTH_BINS**2))
         add(7, signal)
         fold = _Fold(held, fit, u, sigma2)
         if base_iter is not None:
@@ -256,11 +254,18 @@ def measure_frames(
     return side
 
 
-def _signal_variance(sigma2: torch.Tensor, n: int) -> torch.Tensor:
+def _signal_variance(sigma2: torch.Tensor, n: int, n_freq: int = 1) -> torch.Tensor:
     """Variance of the debiased aliased power ``|Pi Y|^2 - 3 sigma^2`` (``sigma^2`` measured on
-    ``n`` frames): 3 dimensions of noise (``3 sigma^4``) and the noise estimate's own
-    (``9 sigma^4 / (n - 4)``); doubled: ``k`` and ``-k`` are the same (conjugate) data."""
-    return 2 * (3 + 9 / (n - 4)) * sigma2**2
+    ``n`` frames, averaged over ``n_freq`` frequencies): 3 dimensions of noise (``3 sigma^4``) and
+    the noise estimate's own (``9 sigma^4 / ((n - 4) n_freq)``); doubled: ``k`` and ``-k`` are
+    the same (conjugate) data."""
+    return 2 * (3 + 9 / ((n - 4) * n_freq)) * sigma2**2
+
+
+def _local_mean(v: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """``v`` averaged over the used frequencies of a ``_SMOOTH_BINS`` square window."""
+    mask = use.to(v.dtype).expand_as(v)
+    return _box(v * mask, _SMOOTH_BINS) / _box(mask, _SMOOTH_BINS).clamp(min=1e-12)
 
 
 def _projected_prediction(side: FrameSide, fold: _Fold, image: torch.Tensor) -> torch.Tensor:
