@@ -51,11 +51,13 @@ independent frequencies, no knowledge of the specimen) explains at most
 ``W = sum w S_held`` and ``rho_max^2 = W / sum S_held``. ``S_fit`` and ``sigma_fit^2`` are
 measured on the fit frames themselves (independent of the held-out frames, so ``W`` is unbiased),
 averaged over a small window of frequencies (CTF rings vary the signal within a shell). In ``W``
-the held-out signal ``S_held = |Pi Y|^2 - 3 sigma^2`` is debiased by the per-frame noise of *all*
-``t`` frames (``t - 4`` dimensions per frequency; the same expected noise per frame, so still
-unbiased): with the held-out frames' own (``n - 4`` dimensions, 1 for 5 frames) the estimate of
-``sigma^2`` dominates ``W``'s variance (``2 (3 + 9 / (n - 4)) sigma^4`` per frequency: 24 against
-7.1 ``sigma^4`` for 5 held-out of 20 frames). ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)`` (the
+the held-out signal ``S_held = |Pi Y|^2 - 3 sigma^2`` is debiased by the held-out frames' own
+per-frame noise averaged over the same 5x5 window: 25x the ``n - 4`` dimensions (1 for 5 frames)
+of one frequency, so ``W``'s variance per frequency is ``2 (3 + 9 / (25 (n - 4))) sigma^4``
+(6.7 ``sigma^4``) instead of ``2 (3 + 9 / (n - 4)) sigma^4`` (24), at the price of the noise's
+variation within the window (white counting noise: none). Any other frames' noise estimate is not
+independent of the fit frames' ``w`` (all frames include the fit frames): it biased ``W`` by +5 SD
+on a noise-only movie. ``rho^2 / rho_max^2 = C |C| / (|Pi P|^2 W)`` (the
 held-out signal cancels) is "what the frames allow" in the report: 100% for a Wiener-optimal
 estimate from the fit frames, more only with prior knowledge of the specimen (a network's, or the
 truth's). It is given where ``W`` is significant (``bound_z >= 3``).
