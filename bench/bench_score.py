@@ -424,10 +424,10 @@ def markdown(record: dict) -> str:
         )
         n_runs = sum(1 for m in movies for method in m if method not in (ORACLE, *INTERPOLATORS))
         bz = [m[method]["score"]["bound_z"] for m in movies for method in m if method != ORACLE]
-        out.append(
-            f"\n% of what the frames allow given on {n_pct}/{n_runs} movie × multi-frame-method "
-            f"runs; the bound's significance per movie {min(bz):.1f}–{max(bz):.1f}"
-        )
+        line = f"\n% of what the frames allow given on {n_pct}/{n_runs} movie × multi-frame-method runs"
+        if n_pct:
+            line += f"; the bound's significance per movie {min(bz):.1f}–{max(bz):.1f}"
+        out.append(line)
         for p in entry.get("pairs", []):
             a, b = p["pair"]
             misordered = p["resolved"] and not (p["agree"] and p["agree_raw_z"])
