@@ -8,10 +8,21 @@ import torch
 from _synthetic import synthetic_movie
 from cryozssr.baselines import misr, upsample
 from cryozssr.dose import Exposure
-from cryozssr.evaluate.score import alias_score, score_record
+from cryozssr.errors import OptionError
+from cryozssr.evaluate.frc import register_and_frc
+from cryozssr.evaluate.score import (
+    alias_score,
+    check_folds,
+    fit_frames,
+    interpolation_baselines,
+    measure_frames,
+    plan_folds,
+    score_record,
+)
 from cryozssr.motion.averages import dose_weighted_average
 from cryozssr.motion.field import MotionField
-from cryozssr.ops import box_sum
+from cryozssr.ops import box_sum, fourier_shift
+from cryozssr.pipeline.config import RunConfig
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +32,26 @@ def movie():
     return lr.float(), motion, scene.double() * 8.0  # truth in counts per HR px per frame
 
 
-def _halves(lr, motion, make):
-    out = []
-    for o in (0, 1):
-        idx = list(range(o, lr.shape[0], 2))
-        out.append(make(lr[idx], motion.select(idx)).double())
-    return tuple(out)
+def _score(lr, motion, make, *, n_folds=4, exposure=None):
+    """``make(frames, motion)`` run on all frames but each fold's held-out ones, scored."""
+    held = plan_folds(lr.shape[0], n_folds=n_folds)
+    baselines = interpolation_baselines(lr, motion, held, exposure=exposure)
+    side = measure_frames(
+        lr, motion.global_shifts_px, held_out=held, exposure=exposure, baselines=baselines
+    )
+    fits = (fit_frames(lr.shape[0], h) for h in held)
+    return alias_score(side, (make(lr[f], motion.select(f)).double() for f in fits))
+
+
+def _oracle(lr, motion, truth, *, n_folds=4, exposure=None):
+    return _score(lr, motion, lambda *_: truth, n_folds=n_folds, exposure=exposure)
 
 
 def test_the_truth_itself_scores_one_and_a_real_reconstruction_is_recovered(movie):
     lr, motion, truth = movie
-    oracle = alias_score(lr, motion.global_shifts_px, (truth, truth))
+    oracle = _oracle(lr, motion, truth)
     assert oracle.rho == pytest.approx(1.0, abs=0.1) and oracle.recovered
-    sr = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, misr))
+    sr = _score(lr, motion, misr)
     assert sr.rho is not None and 0.3 < sr.rho < oracle.rho
     assert sr.recovered and "yes" in sr.verdict()
     # the truth explains all of the frames' aliased signal, more than any estimate from them can
@@ -46,8 +64,8 @@ def test_what_the_frames_allow_is_the_wiener_bound_reached_by_misr_and_one_witho
     lr, shifts, scene = synthetic_movie(size_hr=192, n_frames=16, counts_per_hr_px=counts, seed=3)
     motion = MotionField(shifts, tuple(lr.shape[-2:]))
     lr = lr.float()
-    sr = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, misr))
-    oracle = alias_score(lr, motion.global_shifts_px, (scene.double(), scene.double()))
+    sr = _score(lr, motion, misr)
+    oracle = _oracle(lr, motion, scene.double())
     # misr solves the aliasing by least squares, close to the Wiener estimate at these counts
     assert sr.fraction_of_bound == pytest.approx(1.0, abs=0.15)
     assert f"{100 * sr.fraction_of_bound:.0f}% (± " in sr.verdict()
@@ -69,9 +87,69 @@ def test_interpolation_recovers_nothing(movie, method):
         average = dose_weighted_average(frames, sub, exposure=exposure)
         return upsample(average, method=method)
 
-    score = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, interpolate))
+    score = _score(lr, motion, interpolate)
     assert score.rho is not None and abs(score.rho) < 0.1  # rho^2 < 1% of what the frames allow
     assert not score.recovered and "no" in score.verdict()
+    if method == "bilinear":  # the baseline itself: nothing beyond it, by construction
+        assert score.z_beyond == 0.0 and score.rho_beyond == 0.0
+
+
+def _mirror_movie(n_frames=20, size_hr=192, counts=100.0):
+    """A specimen whose detail past the Nyquist is 80% a mirror of its in-band content (a
+    bilinear 2x of an LR image) and 20% independent texture: interpolation predicts part of the
+    frames' aliasing because the specimen is symmetric so, not because it recovers anything."""
+    from _synthetic import band_limited_scene
+
+    g = torch.Generator().manual_seed(7)
+    mirror = upsample(band_limited_scene(size_hr // 2, seed=11, cutoff=0.6), method="bilinear")
+    scene = 0.8 * mirror + 0.2 * band_limited_scene(size_hr, seed=12)
+    t = torch.arange(n_frames, dtype=torch.float64)
+    shifts = torch.stack([2.0 * t.sqrt(), -1.3 * t.sqrt()], -1)
+    shifts = shifts + 0.15 * torch.randn(n_frames, 2, generator=g, dtype=torch.float64)
+    shifts[0] = 0
+    hr = fourier_shift(scene.expand(n_frames, -1, -1), 2 * shifts) * counts
+    lr = torch.poisson(box_sum(hr.clamp(min=0)), generator=g).float()
+    return lr, MotionField(shifts.float(), (size_hr // 2, size_hr // 2)), scene.double() * counts
+
+
+def test_interpolation_of_a_symmetric_specimen_recovers_nothing_beyond_interpolation():
+    lr, motion, truth = _mirror_movie()
+    exposure = Exposure(pixel_size_angstrom=1.0)
+
+    def interpolation(method):
+        def make(frames, sub):
+            return upsample(dose_weighted_average(frames, sub, exposure=exposure), method=method)
+
+        return make
+
+    bilinear = _score(lr, motion, interpolation("bilinear"))
+    # the raw score is right that bilinear's detail matches the specimen here (so does the truth)
+    assert bilinear.z > 6 and bilinear.explained_share > 0.01
+    assert register_and_frc(interpolation("bilinear")(lr, motion).double(), truth).past_nyquist > 0
+    for method in ("bilinear", "bicubic", "fourier"):
+        score = _score(lr, motion, interpolation(method))
+        assert not score.recovered and score.z_beyond < 4, method
+        assert score.to_dict()["z"] == score.z  # the raw z stays in the record
+    sr = _score(lr, motion, misr)  # a real reconstruction predicts what interpolation cannot
+    assert sr.recovered and sr.z_beyond > 10 and sr.rho_beyond > 0.3
+    # with K = 4 folds (5 held-out frames each) the bound is still measured (on the half sets)
+    assert sr.n_folds == 4 and sr.bound_z > 3 and sr.fraction_of_bound is not None
+    assert sr.fraction_of_bound == pytest.approx(1.0, abs=0.25)
+    assert "% (± " in sr.verdict()
+
+
+def test_score_folds_are_checked_as_options():
+    check_folds(4, 20)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        check_folds(1)
+    with pytest.raises(ValueError, match=r"5 folds need at least 25 frames.*use at most 4"):
+        check_folds(5, 24)
+    with pytest.raises(OptionError, match="--score-folds 1: must be at least 2"):
+        RunConfig(half_sets=True, score_folds=1)
+    with pytest.raises(OptionError, match="with --half-sets only"):
+        RunConfig(score_folds=4)
+    cfg = RunConfig(half_sets=True, score_folds=3)
+    assert RunConfig.from_dict(cfg.to_dict()).score_folds == 3
 
 
 def test_a_noise_only_movie_scores_zero_within_noise():
@@ -80,29 +158,82 @@ def test_a_noise_only_movie_scores_zero_within_noise():
     flat = torch.poisson(torch.full((16, 192, 192), 8.0, dtype=torch.float64), generator=g)
     lr = box_sum(flat).float()
     motion = MotionField(shifts.float(), (96, 96))
-    score = alias_score(lr, motion.global_shifts_px, _halves(lr, motion, misr))
+    score = _score(lr, motion, misr)
     assert abs(score.z) < 4  # z ~ N(0, 1) for a method that recovers nothing
     assert not score.recovered
 
 
-def test_dose_weighting_keeps_the_oracle_at_one(movie):
-    lr, motion, truth = movie
-    exposure = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=None)
-    with_dose = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=1.0)
-    a = alias_score(lr, motion.global_shifts_px, (truth, truth), exposure=exposure)
-    # the movie has no damage, so a model with damage predicts less of it, but still most
-    b = alias_score(lr, motion.global_shifts_px, (truth, truth), exposure=with_dose)
-    assert a.rho == pytest.approx(1.0, abs=0.1) and b.rho > 0.7
+def test_dose_weighting_keeps_the_oracle_at_one():
+    """A movie with radiation damage (each frame's exposure filter applied to the specimen): the
+    model with the dose predicts the truth's aliasing as a model without it cannot."""
+    from cryozssr.dose import exposure_filter_rfft, movie_frame_doses
+    from cryozssr.ops import fourier_shift
+
+    _, shifts, scene = synthetic_movie(size_hr=192, n_frames=20, counts_per_hr_px=8.0, seed=3)
+    exposure = Exposure(pixel_size_angstrom=2.0, dose_per_frame_e_per_a2=1.0)
+    filters = exposure_filter_rfft(
+        (192, 192), movie_frame_doses(exposure, 20), pixel_size_angstrom=1.0
+    ).double()
+    hr = fourier_shift(scene.double().expand(20, -1, -1), 2 * shifts.double()) * 80.0
+    hr = torch.fft.irfft2(torch.fft.rfft2(hr) * filters, s=(192, 192))
+    g = torch.Generator().manual_seed(4)
+    lr = torch.poisson(box_sum(hr.clamp(min=0)), generator=g).float()
+    motion = MotionField(shifts, (96, 96))
+    truth = scene.double() * 80.0
+    with_dose = _oracle(lr, motion, truth, exposure=exposure)
+    without = _oracle(lr, motion, truth, exposure=Exposure(pixel_size_angstrom=2.0))
+    assert with_dose.rho == pytest.approx(1.0, abs=0.1) and with_dose.z > 1.2 * without.z
 
 
 def test_too_few_frames_and_wrong_sizes_are_clear_errors(movie):
     lr, motion, truth = movie
     with pytest.raises(ValueError, match="at least 10 frames"):
-        alias_score(lr[:8], motion.global_shifts_px[:8], (truth, truth))
-    with pytest.raises(ValueError, match="half-set images must be"):
-        alias_score(lr, motion.global_shifts_px, (truth[:-2], truth))
-    record = score_record(lr[:8], motion.global_shifts_px[:8], (truth, truth))
+        plan_folds(9)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        plan_folds(16, n_folds=1)
+    assert plan_folds(20) == [
+        [0, 4, 8, 12, 16],
+        [1, 5, 9, 13, 17],
+        [2, 6, 10, 14, 18],
+        [3, 7, 11, 15, 19],
+    ]
+    assert plan_folds(16) == [[0, 3, 6, 9, 12, 15], [1, 4, 7, 10, 13], [2, 5, 8, 11, 14]]
+    assert plan_folds(10) == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]  # the half sets
+    side = measure_frames(lr, motion.global_shifts_px, held_out=plan_folds(16))
+    with pytest.raises(ValueError, match="fit images must be"):
+        alias_score(side, [truth[:-2]] * 3)
+    with pytest.raises(ValueError, match="3 folds need 3 fit images, got 2"):
+        alias_score(side, [truth] * 2)
+    record = score_record(lr, motion.global_shifts_px, fits=[truth] * 2, held_out=plan_folds(16))
     assert "error" in record and record["verdict"].startswith("not scored")
+
+
+def test_a_method_better_on_the_whole_movie_ranks_first_though_worse_on_half_of_it():
+    """Two reconstructions with a known quality per frame count: the truth plus white noise of
+    SD ``a / n`` (gains fast with frames) and ``b / sqrt(n)``, equal at n = 12.5 of 20 frames. On
+    the whole movie the first is better (noise SD 1.06 against 1.34); on half of it, worse."""
+    lr, shifts, scene = synthetic_movie(size_hr=192, n_frames=20, counts_per_hr_px=8.0, seed=3)
+    motion = MotionField(shifts, tuple(lr.shape[-2:]))
+    truth = scene.double() * 8.0
+    b = 6.0
+    a = b * 12.5**0.5
+
+    def method(power, scale):
+        def make(frames, _):
+            # the same noise pattern for both from the same frames, as the frames' own noise is
+            g = torch.Generator().manual_seed(int(frames[:, :2, :2].sum()))
+            noise = torch.randn(truth.shape, generator=g, dtype=torch.float64)
+            return truth + scale / frames.shape[0] ** power * noise
+
+        return make
+
+    fast, slow = method(1.0, a), method(0.5, b)
+    assert a / 20 < b / 20**0.5  # the truth's order on the whole movie
+    lr = lr.float()
+    cv = [_score(lr, motion, m) for m in (fast, slow)]  # fits from 15 of 20 frames
+    assert cv[0].rho > cv[1].rho + 0.02 and cv[0].z > cv[1].z
+    halves = [_score(lr, motion, m, n_folds=2) for m in (fast, slow)]  # from 10 of 20 frames
+    assert halves[0].rho < halves[1].rho - 0.02
 
 
 @pytest.mark.parametrize("method", ["misr", "bilinear"])

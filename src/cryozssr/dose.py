@@ -22,6 +22,9 @@ class Exposure:
     """How a movie was exposed: what dose weighting and CTF models need.
 
     ``dose_per_frame_e_per_a2`` may be ``None`` (unknown): then no dose weighting is applied.
+    ``exposure_frames``: which frames of the exposure the movie's frames are (``None``: all, in
+    order); set by :meth:`subset` for a movie made of some of the frames (e.g. all but a held-out
+    few), so that every frame keeps its own mid-frame dose (:func:`movie_frame_doses`).
     """
 
     pixel_size_angstrom: float
@@ -30,6 +33,14 @@ class Exposure:
     pre_exposure_e_per_a2: float = 0.0
     spherical_aberration_mm: float = 2.7
     amplitude_contrast: float = 0.07
+    exposure_frames: tuple[int, ...] | None = None
+
+    def subset(self, frame_indices: Sequence[int]) -> Exposure:
+        """The exposure of the movie's frames ``frame_indices`` seen as a movie of their own."""
+        idx = tuple(int(i) for i in frame_indices)
+        if self.exposure_frames is not None:
+            idx = tuple(self.exposure_frames[i] for i in idx)
+        return replace(self, exposure_frames=idx)
 
     def every_other(self, offset: int) -> Exposure:
         """The exposure of frames ``offset, offset + 2, ...`` seen as a movie of their own.
@@ -41,6 +52,8 @@ class Exposure:
         d = self.dose_per_frame_e_per_a2
         if d is None:
             return self
+        if self.exposure_frames is not None:
+            return replace(self, exposure_frames=self.exposure_frames[offset::2])
         return replace(
             self,
             dose_per_frame_e_per_a2=2 * d,
@@ -97,6 +110,24 @@ def frame_doses(
     """Mid-frame cumulative dose of each frame, ``(n_frames,)`` in e/A^2 (float32, on ``device``)."""
     idx = torch.arange(n_frames, dtype=torch.float32, device=device)
     return pre_exposure + (idx + 0.5) * dose_per_frame_e_per_a2
+
+
+def movie_frame_doses(exposure: Exposure, n_frames: int, *, device=None) -> torch.Tensor:
+    """Mid-frame cumulative dose of each of the movie's ``n_frames`` frames (e/A^2, float32).
+
+    Frame ``i`` is frame ``exposure.exposure_frames[i]`` of the exposure (frame ``i`` when unset).
+    ``exposure.dose_per_frame_e_per_a2`` must be known.
+    """
+    d = exposure.dose_per_frame_e_per_a2
+    if d is None:
+        raise ValueError("the dose per frame is unknown")
+    idx = exposure.exposure_frames
+    if idx is None:
+        return frame_doses(n_frames, d, pre_exposure=exposure.pre_exposure_e_per_a2, device=device)
+    if len(idx) != n_frames:
+        raise ValueError(f"the exposure describes {len(idx)} frames, the movie has {n_frames}")
+    doses = frame_doses(max(idx) + 1, d, pre_exposure=exposure.pre_exposure_e_per_a2, device=device)
+    return doses[list(idx)]
 
 
 def dose_weights_rfft(

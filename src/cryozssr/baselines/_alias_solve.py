@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cryozssr.dose import Exposure, critical_exposure, frame_doses
+from cryozssr.dose import Exposure, critical_exposure, movie_frame_doses
 from cryozssr.fourier import alias_frequencies, box_response, shell_index, zero_padding_weights
 
 TABLE_POINTS = 16384
@@ -153,12 +153,7 @@ def movie_doses(n_frames: int, exposure: Exposure | None, *, device) -> torch.Te
     if not _doses_known(exposure):
         return torch.zeros(n_frames, dtype=torch.float64, device=device)
     assert exposure is not None and exposure.dose_per_frame_e_per_a2 is not None
-    doses = frame_doses(
-        n_frames,
-        exposure.dose_per_frame_e_per_a2,
-        pre_exposure=exposure.pre_exposure_e_per_a2,
-        device=device,
-    )
+    doses = movie_frame_doses(exposure, n_frames, device=device)
     return doses.to(device=device, dtype=torch.float64)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cryozssr.dose import Exposure, critical_exposure, frame_doses
+from cryozssr.dose import Exposure, critical_exposure, movie_frame_doses
 from cryozssr.errors import OptionError
 from cryozssr.motion.field import MotionField
 
@@ -45,12 +45,9 @@ def exposure_filters(
     """
     if exposure is None or exposure.dose_per_frame_e_per_a2 is None:
         return None
-    dose = frame_doses(
-        n_frames,
-        exposure.dose_per_frame_e_per_a2,
-        pre_exposure=exposure.pre_exposure_e_per_a2,
-        device=radius_cycles_per_px.device,
-    ).to(device=radius_cycles_per_px.device, dtype=radius_cycles_per_px.dtype)
+    dose = movie_frame_doses(exposure, n_frames, device=radius_cycles_per_px.device).to(
+        device=radius_cycles_per_px.device, dtype=radius_cycles_per_px.dtype
+    )
     if frames is not None:
         dose = dose[frames]
     ne = critical_exposure(

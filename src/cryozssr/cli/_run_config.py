@@ -114,5 +114,6 @@ def build_run_config(ctx: click.Context, **p: Any) -> RunConfig:
         motion_patches=parse_patches(p["patches"]),
         motion_refine=p["motion_refine"],
         half_sets=p["half_sets"],
+        score_folds=p.get("score_folds"),
         zssr_checkpoint=str(p["zssr_checkpoint"]) if p.get("zssr_checkpoint") else None,
     )

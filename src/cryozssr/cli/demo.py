@@ -33,6 +33,12 @@ def demo(
         "--no-score",
         help="Skip the half-set runs behind the no-truth alias score (they about double the time).",
     ),
+    score_folds: int = typer.Option(
+        2,
+        "--score-folds",
+        help="Folds of the alias score: 2 (the half sets, no extra runs); K > 2 runs every"
+        " method K more times on (K-1)/K of the frames (zssr trained K more times per movie).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
@@ -55,6 +61,7 @@ def demo(
         zssr_max_iterations=max_iterations,
         reconstruct_3d=not no_3d,
         score=not no_score,
+        score_folds=score_folds,
         device=device,
         seed=seed,
     )

@@ -136,8 +136,17 @@ def run(
         False,
         "--half-sets",
         help="Also super-resolve even and odd frames apart: half-set FRC and the no-truth alias score"
-        " (recorded in each JSON; costs the method's time again plus the score, 10-25 s for a"
-        " 512 px, 20-frame movie on 2 busy CPU cores).",
+        " (recorded in each JSON; see --score-folds for its cost).",
+        rich_help_panel=_METHOD,
+    ),
+    score_folds: int | None = typer.Option(
+        None,
+        "--score-folds",
+        help="Folds of the alias score (with --half-sets): the method runs once more per fold on"
+        " all frames but 1/K of them. Default 4 (fewer under 20 frames). Cost beside the half"
+        " sets (one more run of the method): K=2 none (the half sets are the folds), K=4 about 3"
+        " more runs of the method; the score itself ~15-60 s per 512 px, 20-frame movie on 2 busy"
+        " cores. Needs K >= 2 and 5 frames per fold.",
         rich_help_panel=_METHOD,
     ),
     device: str = typer.Option(

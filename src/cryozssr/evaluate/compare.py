@@ -249,6 +249,26 @@ def _check_shapes(runs: list[RunDir], sim: SimDir | None, stems: list[str]) -> N
                 raise InputError(f"{mp}: frames {image_shape(mp)} px, expected {hr}")
 
 
+def _beyond(s: dict) -> bool:
+    return s.get("z_beyond_interpolation") is not None
+
+
+def _recovered(s: dict) -> bool:
+    """The current rule (beyond the interpolation baseline); records of older versions, which
+    have no baseline, on their raw score."""
+    if _beyond(s):
+        return is_recovered(
+            s["z_beyond_interpolation"],
+            s.get("explained_share_beyond_interpolation"),
+            measurable=s.get("rho_beyond_interpolation") is not None,
+        )
+    return is_recovered(
+        s["z"],
+        s.get("explained_share", s.get("fraction_allowed")),  # (its name before 0.1.0's end)
+        measurable=s.get("rho") is not None,
+    )
+
+
 def _summarise_scores(row: Row) -> None:
     """Per-dataset summary of the runs' alias scores (mean, spread, counts) and timing."""
     if row.seconds:
@@ -258,18 +278,12 @@ def _summarise_scores(row: Row) -> None:
         return
     row.figures["score_movies"] = len(row.scores)
     row.figures["score_scored"] = len(scored)
-    row.figures["score_recovered"] = sum(  # the current rule, also on records of older versions
-        is_recovered(
-            s["z"],
-            s.get("explained_share", s.get("fraction_allowed")),  # (its name before 0.1.0's end)
-            measurable=s.get("rho") is not None,
-        )
-        for s in scored
-    )
+    row.figures["score_recovered"] = sum(_recovered(s) for s in scored)
     fracs = [100 * s["fraction_of_bound"] for s in scored if s.get("fraction_of_bound") is not None]
     for key, values in (
         ("score_rho", [s["rho"] for s in scored if s.get("rho") is not None]),
         ("score_z", [s["z"] for s in scored]),
+        ("score_z_beyond", [s["z_beyond_interpolation"] for s in scored if _beyond(s)]),
         ("score_percent_of_bound", fracs),
     ):
         row.figures[key] = _mean(values)

@@ -34,21 +34,27 @@ def columns(lr_pixel_angstrom: float) -> list[Column]:
     return [
         Column("score_percent_of_bound", "past-Nyq detail, % of what frames allow", "{:.0f}",
                "higher",
-               "No truth needed (--half-sets runs): the share of the held-out frames' aliased "
-               "signal that the method's detail past the LR Nyquist (made from the other half) "
-               "predicts, over the share the best linear (Wiener) estimate from that half could "
-               "predict given the frames' measured signal and noise. 0 = interpolation or "
+               "No truth needed (--half-sets runs): the method is run on all frames but a "
+               "held-out 1/K, K times (cross-validation, K = --score-folds); the share of the "
+               "held-out frames' aliased signal that its detail past the LR Nyquist predicts, "
+               "over the share the best linear (Wiener) estimate from the same frames could "
+               "predict given their measured signal and noise. 0 = interpolation or "
                "invented detail, 100 = all the frames allow; above 100 only with prior knowledge "
                "of the specimen."),
         Column("score_rho", "alias score ρ", "{:.3f}", "higher",
                "Correlation (−1..1) of that detail with the frames' aliased signal; the truth "
-               "itself scores 1, no estimate from half the frames can (their noise)."),
+               "itself scores 1, no estimate from the frames can (their noise)."),
         Column("score_z", "alias score z", "{:.1f}", "higher",
                "Significance of the score: ≥ 4 = real detail past the Nyquist; about 0 ± 1 = none. "
                "Exists even where the frames' aliased signal is too weak for ρ and %."),
+        Column("score_z_beyond", "alias score z beyond interp.", "{:.1f}", "higher",
+               "Significance of the prediction beyond what a bilinear interpolation of the same "
+               "frames predicts (and beyond predicting nothing): ≥ 4 = detail interpolation "
+               "cannot give; interpolation itself scores ≤ 0."),
         Column("score_recovered", "recovered (movies)", "{}", "higher",
-               "Movies where the score is significant (z ≥ 4) and, where ρ is measurable, "
-               "ρ² ≥ 1%."),
+               "Movies where the detail predicts the held-out frames better than interpolation "
+               "and than nothing (z beyond interp. ≥ 4) and, where ρ is measurable, explains ≥ 1% "
+               "more of their aliased signal."),
         Column("frc_past_nyquist", f"FRC vs truth past Nyq ({nyq:.1f}–{far:.1f} Å)", "{:.3f}",
                "higher", "Simulations only: correlation with the truth over the frequencies past "
                "the LR Nyquist only (outside the LR pixel's square band): what the score estimates."),
@@ -118,7 +124,8 @@ def verdict(row: Row) -> str:
         pct = f.get("score_percent_of_bound")
         n, rec = f["score_scored"], f["score_recovered"]
         yes = "yes" if rec * 2 > n else ("in some movies" if rec else "no")
-        z = f"z = {f['score_z']:.1f}"
+        zb = f.get("score_z_beyond")
+        z = f"z = {f['score_z']:.1f}" if zb is None else f"z beyond interpolation {zb:.1f}"
         share = (
             f"{pct:.0f}% of what the frames allow, {z}"
             if pct is not None

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from cryozssr.dose import DoseWeights, Exposure, frame_doses
+from cryozssr.dose import DoseWeights, Exposure, movie_frame_doses
 from cryozssr.errors import OptionError
 from cryozssr.fourier import cropped_frequencies, phase_ramp
 from cryozssr.motion.field import MotionField
@@ -62,12 +62,7 @@ def dose_weighted_average(
     h, w = frames.shape[-2:]
     weights = None
     if exposure.dose_per_frame_e_per_a2 is not None:
-        doses = frame_doses(
-            frames.shape[0],
-            exposure.dose_per_frame_e_per_a2,
-            pre_exposure=exposure.pre_exposure_e_per_a2,
-            device=frames.device,
-        )
+        doses = movie_frame_doses(exposure, frames.shape[0], device=frames.device)
         weights = DoseWeights(
             (h, w),
             doses[idx],

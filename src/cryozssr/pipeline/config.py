@@ -69,6 +69,10 @@ class RunConfig:
     """Refine the estimated motion against the forward model of the super-resolved estimate
     (:mod:`cryozssr.motion.refine`)."""
     half_sets: bool = False
+    score_folds: int | None = None
+    """Folds of the no-truth alias score (``half_sets`` only; :mod:`cryozssr.evaluate.score`): the
+    method is run once more per fold on all frames but a 1/K of them. ``None``: 4 (fewer on movies
+    under 20 frames, at least 5 held-out frames per fold; 2 = the half sets, no extra runs)."""
     zssr_checkpoint: str | None = None
     """Dataset-level zssr network: fine-tuned from this file if it exists, else trained on the
     first movie and saved there (``--method zssr`` only)."""
@@ -106,6 +110,13 @@ class RunConfig:
             raise OptionError("--gain-rot must be 0, 1, 2 or 3 (RELION's convention)")
         if self.gain_flip not in (0, 1, 2):
             raise OptionError("--gain-flip must be 0, 1 or 2 (RELION's convention)")
+        if self.score_folds is not None:
+            if not self.half_sets:
+                raise OptionError("--score-folds applies with --half-sets only")
+            if isinstance(self.score_folds, bool) or not isinstance(self.score_folds, int):
+                raise OptionError(f"--score-folds {self.score_folds!r}: expected an integer")
+            if self.score_folds < 2:
+                raise OptionError(f"--score-folds {self.score_folds}: must be at least 2")
         if self.eer_fractions < 2:
             raise OptionError("--eer-fractions must be at least 2")
         if isinstance(self.motion_patches, str):

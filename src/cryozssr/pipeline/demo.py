@@ -39,6 +39,7 @@ class DemoConfig:
     zssr_max_iterations: int | None = None
     reconstruct_3d: bool = True
     score: bool = True  # half-set runs and the no-truth alias score (about doubles the run time)
+    score_folds: int = 2  # the alias score's folds: 2 = the half sets (no extra method runs)
     device: str = "auto"
     seed: int = 0
 
@@ -52,6 +53,13 @@ class DemoConfig:
             raise OptionError("--methods: give at least one method")
         if self.n_movies < 1 or self.frames < 4 or self.particles < 1:
             raise OptionError("--n-movies, --frames and --particles must be >= 1, 4 and 1")
+        if self.score:
+            from cryozssr.evaluate.score import MIN_FRAMES, check_folds
+
+            try:  # under 10 frames the runs record "not scored", as without the option
+                check_folds(self.score_folds, self.frames if self.frames >= MIN_FRAMES else None)
+            except ValueError as exc:
+                raise OptionError(f"--score-folds: {exc}") from None
 
 
 Stage = Callable[[str], None]
@@ -113,6 +121,7 @@ def run_demo(
             device=config.device,
             seed=config.seed,
             half_sets=config.score,
+            score_folds=config.score_folds if config.score and config.frames >= 10 else None,
             dose_per_frame_e_per_a2=sim_config.dose_per_frame_e_per_a2,
             voltage_kv=sim_config.voltage_kv,
             spherical_aberration_mm=sim_config.spherical_aberration_mm,

@@ -155,6 +155,13 @@ def process_movie(
         # applied chunk by chunk as the frames are taken (GainCorrected)
         frames = movie.read(device=device, keep_integers=True)
     check_raw_frames(frames, dtype_name=movie.dtype_name, name=path.name)
+    if cfg.half_sets and cfg.score_folds is not None:
+        from cryozssr.evaluate.score import check_folds
+
+        try:  # before any work: --score-folds the movie cannot have is the user's error
+            check_folds(cfg.score_folds, frames.shape[0])
+        except ValueError as exc:
+            raise InputError(f"{path.name}: --score-folds: {exc}") from None
     if gain is not None:
         if frames.is_floating_point():
             frames *= gain.to(frames.device)
@@ -190,16 +197,7 @@ def process_movie(
     if cfg.half_sets:
         for offset, name in ((0, "even"), (1, "odd")):
             idx = list(range(offset, frames.shape[0], 2))
-            sub_motion = motion.select(idx)
-            sub_exposure = exposure.every_other(offset)
-            sub = methods.MethodInputs(
-                frames=frames[idx],
-                motion=sub_motion,
-                average=_average(frames[idx], sub_motion, sub_exposure, cfg.method),
-                exposure=sub_exposure,
-            )
-            with _numeric(path.name, cfg.method):
-                half, _, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+            half = _run_on(frames, idx, motion, exposure, cfg, path.name, on_progress)
             _require_finite(half, path.name, f"the {cfg.method} {name}-frame output")
             half_path = out_dir / f"{stem}_sr_{name}.mrc"
             write_mrc(
@@ -208,11 +206,7 @@ def process_movie(
             half_paths[name] = half_path.name
             halves.append(half)
         t = lap("half_sets", t)
-        from cryozssr.evaluate.score import score_record
-
-        alias_score = score_record(  # opt-in: a gain-corrected movie is made whole for it
-            as_tensor(frames), motion.global_shifts_px, tuple(halves), exposure=exposure
-        )
+        alias_score = _score(frames, motion, exposure, cfg, halves, path.name, on_progress)
         t = lap("alias_score", t)
 
     write_mrc(sr_path, sr.cpu(), pixel_size_angstrom=pixel_size / 2, overwrite_protect=protect)
@@ -275,6 +269,63 @@ def _average(
     return dose_weighted_average(frames, motion, exposure=exposure)
 
 
+def _run_on(
+    frames: torch.Tensor,
+    idx: list[int],
+    motion: MotionField,
+    exposure: Exposure,
+    cfg: RunConfig,
+    name: str,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> torch.Tensor:
+    """The method's 2x image from frames ``idx`` alone (each with its own dose), at frame 0."""
+    sub_motion, sub_exposure = motion.select(idx), exposure.subset(idx)
+    sub = methods.MethodInputs(
+        frames=frames[idx],
+        motion=sub_motion,
+        average=_average(frames[idx], sub_motion, sub_exposure, cfg.method),
+        exposure=sub_exposure,
+    )
+    with _numeric(name, cfg.method):
+        image, _, _ = methods.super_resolve(sub, cfg, on_progress=on_progress)
+    return image
+
+
+def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
+    """The alias score (:mod:`cryozssr.evaluate.score`): the method run on all frames but each
+    fold's held-out ones, one fit at a time (with 2 folds: the half sets), judged beside the
+    folds' bilinear baseline."""
+    from cryozssr.evaluate.score import (
+        DEFAULT_FOLDS,
+        fit_frames,
+        interpolation_baselines,
+        plan_folds,
+        score_record,
+    )
+
+    t = frames.shape[0]
+    try:
+        held = plan_folds(t, n_folds=cfg.score_folds or DEFAULT_FOLDS)
+    except ValueError as exc:
+        return {"error": str(exc), "verdict": f"not scored: {exc}"}
+    if held == [list(range(0, t, 2)), list(range(1, t, 2))]:
+        fits = iter(halves[::-1])  # fold 0 holds out the even frames: its fit is the odd half
+    else:
+        fits = (
+            _finite(_run_on(frames, fit_frames(t, h), motion, exposure, cfg, name, on_progress))
+            for h in held
+        )
+    baselines = interpolation_baselines(frames, motion, held, exposure=exposure)
+    return score_record(  # opt-in: a gain-corrected movie is made whole for it
+        as_tensor(frames),
+        motion.global_shifts_px,
+        fits=fits,
+        held_out=held,
+        exposure=exposure,
+        baselines=baselines,
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _resolve_device(name: str) -> torch.device:
     from cryozssr.device import resolve_device
@@ -284,6 +335,11 @@ def _resolve_device(name: str) -> torch.device:
 
 FINITE_BLOCK_ELEMENTS = 2**22
 """Values checked for NaN/Inf at a time (``torch.isfinite`` of a K3 output at once took 0.6 GB)."""
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    _require_finite(x, "the alias score", "a fold's output")
+    return x
 
 
 def _require_finite(x: torch.Tensor, name: str, what: str) -> None:
