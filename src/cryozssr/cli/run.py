@@ -120,7 +120,7 @@ def run(
         "--patches",
         help="Local motion: auto (5x5 patches; fewer on frames under 320 px, none if under 128 px"
         " patches; kept only where held-out frames show it: on the simulated benchmark sets it"
-        " closes 43-72% of the gap to exact motion, and changes nothing on movies without local"
+        " closes 50-74% of the gap to exact motion, and changes nothing on movies without local"
         " motion), N (an NxN grid, same test) or off (global motion only).",
         rich_help_panel=_METHOD,
     ),
