@@ -32,16 +32,23 @@ def _trajectories(field: torch.Tensor, profile: torch.Tensor, *, noise_px: float
     return truth, truth + offset + noise
 
 
+def _beam_induced(*, amplitude_px: float, noise_px: float, seed: int, t: int):
+    """Beam-induced-like local motion on a 5 x 5 grid: fast at first then slowing, each patch with
+    its own random direction and amplitude (SD ``amplitude_px``), as :func:`_trajectories` returns."""
+    tau = torch.arange(t, dtype=torch.float64) / (t - 1)
+    profile = (1 - torch.exp(-4 * tau)) / (1 - torch.exp(torch.tensor(-4.0, dtype=torch.float64)))
+    g = torch.Generator().manual_seed(seed)
+    field = amplitude_px * torch.randn(5, 5, 2, generator=g, dtype=torch.float64)
+    return _trajectories(field, profile, noise_px=noise_px, seed=seed + 1)
+
+
 def test_a_rough_field_with_a_shared_time_course_is_recovered_with_one_component():
     # beam-induced-like: fast at first then slowing, each patch with its own (random) direction and
     # amplitude, not a smooth polynomial over the grid; per-frame noise of 0.15 px (the patches'
     # measured noise on the benchmark movies is 0.11-0.20 LR px)
     t = 40
     tau = torch.arange(t, dtype=torch.float64) / (t - 1)
-    profile = (1 - torch.exp(-4 * tau)) / (1 - torch.exp(torch.tensor(-4.0, dtype=torch.float64)))
-    g = torch.Generator().manual_seed(4)
-    field = 0.5 * torch.randn(5, 5, 2, generator=g, dtype=torch.float64)
-    truth, raw = _trajectories(field, profile, noise_px=0.15, seed=5)
+    truth, raw = _beam_induced(amplitude_px=0.5, noise_px=0.15, seed=4, t=t)
     fit = fit_local_model(raw)
     assert fit.accepted and fit.rank == 1
     assert torch.equal(fit.shifts_px[:, :, 0], torch.zeros(5, 5, 2, dtype=torch.float64))
@@ -89,32 +96,37 @@ def test_noise_alone_is_not_local_motion_whatever_its_level():
 
 
 def test_a_weak_field_is_detected_where_the_unscaled_fit_loses_to_global_motion():
-    # a real local field of 0.25 px per patch and axis under 0.3 px of noise per frame: the
-    # unscaled half-frame fits predict held-out frames worse than global motion at every rank (the
-    # all-or-nothing test used before rejected such movies), but the share of them that predicts
-    # held-out frames is above what any of 49 shufflings of the frames gives: the fit is kept
+    # a real local field of 0.25 px per patch and axis under 0.3 px of noise per frame, 8 movies:
+    # on most, the unscaled half-frame fits predict held-out frames worse than global motion at
+    # every rank (the all-or-nothing test used before rejected such movies), but the share of them that
+    # predicts held-out frames is above what 49 shufflings of the frames give on most movies, and
+    # the fits kept bring the trajectories closer to the truth on average (per movie they can be
+    # worse: measured 14 of 20 movies closer, mean error 0.80x global motion's)
     t = 40
     tau = torch.arange(t, dtype=torch.float64) / (t - 1)
-    profile = (1 - torch.exp(-4 * tau)) / (1 - torch.exp(torch.tensor(-4.0, dtype=torch.float64)))
-    g = torch.Generator().manual_seed(104)
-    field = 0.25 * torch.randn(5, 5, 2, generator=g, dtype=torch.float64)
-    truth, raw = _trajectories(field, profile, noise_px=0.3, seed=204)
-    r = raw.reshape(25, t, 2).numpy()
-    r = r - r.mean(axis=1, keepdims=True)
     design = (tau[:, None] ** torch.arange(1, 5, dtype=torch.float64)).numpy()
-    data = _local._Data(
-        r, _local._noise_var(r), design, _local._spatial_terms(5, 5, 2), np.ones(25, bool)
-    )
-    for rank in range(1, 5):
-        cross, power = _local._held_out_terms(data, rank)
-        assert 2 * cross - power < 0  # c = 1: worse than global motion on held-out frames
-    fit = fit_local_model(raw)
-    assert fit.accepted and 0 < fit.shrink < 1
+    all_or_nothing_rejects = kept = 0
+    ratios = []
+    for seed in range(100, 108):
+        truth, raw = _beam_induced(amplitude_px=0.25, noise_px=0.3, seed=seed, t=t)
+        r = raw.reshape(25, t, 2).numpy()
+        r = r - r.mean(axis=1, keepdims=True)
+        data = _local._Data(
+            r, _local._noise_var(r), design, _local._spatial_terms(5, 5, 2), np.ones(25, bool)
+        )
+        terms = [_local._held_out_terms(data, rank) for rank in range(1, 5)]
+        all_or_nothing_rejects += all(2 * cross - power < 0 for cross, power in terms)
+        fit = fit_local_model(raw)
+        kept += fit.accepted
+        assert fit.shrink < 1 or not fit.accepted
 
-    def error(shifts):
-        return float((shifts - truth).pow(2).sum(-1).mean().sqrt())
+        def error(shifts, truth=truth):
+            return float((shifts - truth).pow(2).sum(-1).mean().sqrt())
 
-    assert error(fit.shifts_px) < 0.8 * error(torch.zeros_like(truth))
+        ratios.append(error(fit.shifts_px) / error(torch.zeros_like(truth)))
+    # measured: the unscaled fit loses at every rank on 5 of the 8, kept on 8 of 8, mean ratio 0.77
+    assert all_or_nothing_rejects >= 4 and kept >= 6, (all_or_nothing_rejects, kept)
+    assert sum(ratios) / len(ratios) < 0.9, ratios
 
 
 def test_local_model_needs_enough_frames():
