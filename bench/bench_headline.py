@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _machine import machine
 from cryozssr import __version__
-from cryozssr.pipeline.demo import DemoConfig, run_demo
+from cryozssr.pipeline.demo import DemoConfig, evaluate_demo, run_demo
 
 ALL = (
     "bilinear",
@@ -51,6 +51,12 @@ def main() -> None:
         "--score", action="store_true", help="also run the half sets and the alias score"
     )
     ap.add_argument("--summary", type=Path, default=Path("bench/results/headline.json"))
+    ap.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="evaluate the finished runs of --methods already in --out (e.g. after stopping the"
+        " slowest methods) instead of simulating and running them",
+    )
     args = ap.parse_args()
 
     config = DemoConfig(
@@ -69,13 +75,21 @@ def main() -> None:
     )
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    _rows, report = run_demo(
-        config, command="bench/bench_headline.py", on_stage=lambda m: print(m, flush=True)
-    )
+    if args.evaluate_only:
+        run_dirs = [args.out / "runs" / m.replace("/", "-") for m in config.methods]
+        _rows, report = evaluate_demo(
+            config, run_dirs, command="bench/bench_headline.py", on_stage=print
+        )
+    else:
+        _rows, report = run_demo(
+            config, command="bench/bench_headline.py", on_stage=lambda m: print(m, flush=True)
+        )
     seconds = time.perf_counter() - t0
 
     timings: dict[str, list[dict]] = {}
     for run_dir in sorted((args.out / "runs").iterdir()):
+        if run_dir.name not in {m.replace("/", "-") for m in config.methods}:
+            continue
         for js in sorted(run_dir.glob("*.json")):
             rec = json.loads(js.read_text())
             if "timings_seconds" in rec:

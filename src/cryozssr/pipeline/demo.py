@@ -83,9 +83,6 @@ def run_demo(
 ):
     """Run the demo; returns ``(rows, report_path)`` as :func:`cryozssr.evaluate` gives them."""
     from cryozssr.device import resolve_device
-    from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
-    from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
-    from cryozssr.evaluate.report import write_report
     from cryozssr.pipeline.batch import prepare_out_dir
     from cryozssr.pipeline.runner import BatchOptions, run_batch
     from cryozssr.simulate import SimulationConfig
@@ -141,21 +138,40 @@ def run_demo(
             raise ProcessingError(f"demo, {entry}: {summary.line()}")
         run_dirs.append(run_dir)
 
+    return evaluate_demo(config, run_dirs, command=command, on_stage=on_stage, device=str(device))
+
+
+def evaluate_demo(
+    config: DemoConfig,
+    run_dirs: list[Path],
+    *,
+    command: str = "",
+    on_stage: Stage = lambda message: None,
+    device: str | None = None,
+):
+    """Evaluate the demo's ``run_dirs`` against the truth in ``config.out_dir / "sim"`` and write
+    the report (``device``: the one the runs used, for its settings table); returns
+    ``(rows, report_path)``. :func:`run_demo` ends with it; a benchmark whose
+    slowest methods were stopped evaluates the finished ones with it."""
+    from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
+    from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
+    from cryozssr.evaluate.report import write_report
+
     on_stage(
         "evaluating: FRC against the truth, CTF fits"
         + (", 3D reconstructions" if config.reconstruct_3d else "")
     )
     runs = [read_run_dir(p) for p in run_dirs]
-    sim = read_sim_dir(sim_dir)
+    sim = read_sim_dir(config.out_dir / "sim")
     eval_config = EvaluateConfig(do_3d=config.reconstruct_3d)
     rows = evaluate_runs(runs, sim, config=eval_config, on_progress=on_stage)
     meta = {
         "command_line": command,
         "demo_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "torch_threads": torch.get_num_threads(),
-        "device": str(device),
+        "device": device or config.device,
     }
     report = write_report(
-        rows, out / "report", meta=meta, lr_pixel_angstrom=rows[0].pixel_size_angstrom
+        rows, config.out_dir / "report", meta=meta, lr_pixel_angstrom=rows[0].pixel_size_angstrom
     )
     return rows, report
