@@ -251,3 +251,20 @@ def test_fast_ctf_model_equals_torch_ctf_2d():
         defocus_v_angstrom=11200.0, astigmatism_angle_deg=-35.0, microscope=Microscope(),
     )  # fmt: skip
     assert torch.allclose(ours, ref**2, atol=1e-4)  # torch-ctf computes in float32
+
+
+def test_the_terminal_summary_shows_the_verdicts_z_not_the_raw_one():
+    # the demo's case: a raw z above 4 but detail not beyond interpolation ("no"); the cell that
+    # stands beside the verdict must show the z the verdict used, and older runs keep their raw z
+    from cryozssr.evaluate.compare import Row
+    from cryozssr.evaluate.summary import terminal_rows
+
+    scored = {"score_scored": 2, "score_recovered": 0, "score_z": 4.9, "score_rho": None}
+    rows = [
+        Row("mmse", 3.0, figures={**scored, "score_z_beyond": 3.5}),
+        Row("misr (older run)", 3.0, figures={**scored, "score_z_beyond": None}),
+    ]
+    head, cells = terminal_rows(rows)
+    assert head[2] == "score"
+    assert cells[0][1:3] == ["no", "z 3.5"]
+    assert cells[1][1:3] == ["no", "z 4.9"]

@@ -83,7 +83,8 @@ def render_table(rows, *, title: str):
     table = Table(
         title=title,
         caption="past Nyquist: recovered detail, % of what the frames allow (no truth);"
-        " ρ: alias score; truth: FRC past the Nyquist; full table in the report",
+        " score: ρ, or z beyond interpolation where ρ is not measurable (≥ 4: recovered); truth:"
+        " FRC past the Nyquist; full table in the report",
         caption_justify="left",
     )
     for i, name in enumerate(head):

@@ -169,7 +169,7 @@ def warnings(rows: Sequence[Row]) -> list[str]:
 
 def terminal_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """An 80-column summary: method, verdict, score, truth past the Nyquist, CTF fit, time."""
-    head = ["method", "past Nyquist", "score ρ", "truth", "CTF Å", "s/movie"]
+    head = ["method", "past Nyquist", "score", "truth", "CTF Å", "s/movie"]
     cells = []
     for r in rows:
         f = r.figures
@@ -181,8 +181,10 @@ def terminal_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         else:
             verdict_cell = "–"
         score = _num(f, "score_rho", "{:.2f}")
-        if score == "–" and f.get("score_z") is not None:
-            score = f"z {f['score_z']:.1f}"
+        z = f.get("score_z_beyond")  # the verdict's z; runs made before it: the raw z
+        z = f.get("score_z") if z is None else z
+        if score == "–" and z is not None:
+            score = f"z {z:.1f}"
         cells.append([
             r.name[:16], verdict_cell, score,
             _num(f, "frc_past_nyquist", "{:.2f}"), _num(f, "ctf_fit_resolution_angstrom", "{:.2f}"),
