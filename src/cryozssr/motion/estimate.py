@@ -380,4 +380,12 @@ def _estimate_local(patches: PatchSpectra, config: MotionConfig) -> torch.Tensor
             fit.null_gain,
         )
         return None
+    log.info(
+        "local motion kept: %d shared component(s), held-out gain %.1f (shuffled frames at most"
+        " %.1f), largest %.2f px from the global trajectory",
+        fit.rank,
+        fit.gain,
+        fit.null_gain,
+        biggest,
+    )
     return fit.shifts_px.permute(2, 0, 1, 3)  # (t, gh, gw, 2)
