@@ -63,6 +63,7 @@ from cryozssr.motion.field import MotionField
 from cryozssr.ops import box_sum
 from cryozssr.pipeline import methods
 from cryozssr.pipeline.config import RunConfig
+from cryozssr.zssr import config_from_preset
 
 METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
 ORACLE = "truth (oracle)"
@@ -130,7 +131,11 @@ def noise_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, 
 
 def run_method(name: str, frames, motion: MotionField, exposure: Exposure, seed: int):
     """The method's 2x output for ``frames`` exactly as ``cryozssr run --method ...`` makes it."""
-    cfg = RunConfig(method=name, device="cpu", seed=seed)
+    method, _, regime = name.partition("/")  # zssr/REGIME: that regime of run's preset (fast)
+    method_config = None
+    if method == "zssr":
+        method_config = config_from_preset("fast", regime=regime or "journal")
+    cfg = RunConfig(method=method, method_config=method_config, device="cpu", seed=seed)
     average = None
     if not methods.forms_average(name, motion):
         average = dose_weighted_average(frames, motion, exposure=exposure)

@@ -34,7 +34,8 @@ EER_GROUP = 10
 N_FRAMES = 40
 PIXEL_SIZE_ANGSTROM = 1.0
 DOSE_PER_FRAME = 1.0
-METHODS = ("floor", "misr", "default", "shift-add")
+METHODS = ("floor", "misr", "default", "shift-add", "misr+score", "default+score")
+"""``+score``: ``--half-sets --score-folds 4``, the run with its no-truth alias score."""
 
 
 def drift_half_px(n_frames: int) -> np.ndarray:
@@ -106,7 +107,10 @@ def child(method: str, movie: Path, out_dir: Path, device_name: str = "auto") ->
     if method != "floor":
         from cryozssr.pipeline.movie import process_movie
 
-        kwargs = {"method": method} if method != "default" else {}
+        name, _, extra = method.partition("+")
+        kwargs: dict = {"method": name} if name != "default" else {}
+        if extra == "score":
+            kwargs.update(half_sets=True, score_folds=4)
         cfg = RunConfig(
             pixel_size_angstrom=PIXEL_SIZE_ANGSTROM,
             dose_per_frame_e_per_a2=DOSE_PER_FRAME,
@@ -115,8 +119,11 @@ def child(method: str, movie: Path, out_dir: Path, device_name: str = "auto") ->
         start = time.perf_counter()
         result = process_movie(movie, cfg, out_dir, device=device)
         record = json.loads(result.json_path.read_text())
+        score = record.get("alias_score") or {}
         return {
-            "method": record["method"],
+            "method": record["method"] + ("+score" if extra else ""),
+            "alias_score_region_lr_px": score.get("region_lr_px"),
+            "alias_score_error": score.get("error"),
             "seconds": time.perf_counter() - start,
             "stages": record["timings_seconds"],
             "device": str(device),

@@ -266,5 +266,48 @@ def test_the_terminal_summary_shows_the_verdicts_z_not_the_raw_one():
     ]
     head, cells = terminal_rows(rows)
     assert head[2] == "score"
-    assert cells[0][1:3] == ["no", "z 3.5"]
-    assert cells[1][1:3] == ["no", "z 4.9"]
+    assert cells[0][1:3] == ["unsure", "z 3.5"]  # some evidence, short of 4: not a "no"
+    assert cells[1][1:3] == ["unsure", "z 4.9"]
+
+
+def test_the_dataset_verdict_pools_its_movies_evidence():
+    # two movies each short of z 4 beyond interpolation are, together, a dataset at z 4.4 (the
+    # demo's case); datasets of movies that recover nothing stay below 4 however many they are
+    import random
+
+    from cryozssr.evaluate.compare import Row, _pooled_verdict
+    from cryozssr.evaluate.summary import terminal_rows, verdict
+
+    def movie(z_beyond, share=None):
+        return {"z": z_beyond + 1.5, "z_beyond_interpolation": z_beyond,
+                "explained_share_beyond_interpolation": share}  # fmt: skip
+
+    weak = _pooled_verdict([movie(2.9), movie(3.3)])
+    assert abs(weak["score_z_pooled"] - 6.2 / 2**0.5) < 1e-9
+    assert weak["score_pooled_recovered"]
+    # where the share is measurable it must also be at least 1% (mean over the movies)
+    assert not _pooled_verdict([movie(5.0, 0.004), movie(5.0, 0.008)])["score_pooled_recovered"]
+    rng = random.Random(0)
+    false_alarms = sum(
+        _pooled_verdict([movie(rng.gauss(0, 1)) for _ in range(rng.randint(1, 50))])[
+            "score_pooled_recovered"
+        ]
+        for _ in range(2000)
+    )
+    assert false_alarms == 0  # one-sided 4 sigma: 3e-5 per dataset
+
+    figures = {"score_scored": 2, "score_recovered": 0, "score_z": 4.6, "score_z_beyond": 3.1,
+               "score_rho": None, **weak}  # fmt: skip
+    row = Row("misr", 3.0, figures=figures)
+    assert verdict(row).startswith(
+        "misr: recovered detail past the Nyquist: yes (z beyond interpolation 4.3 pooled over"
+        " 2 movies; what the frames allow is not measurable here; 0/2 movies on their own)"
+    )
+    assert terminal_rows([row])[1][0][1:3] == ["yes", "z 4.3"]  # 4.38, rounded down
+    # short of 4 but above 2: "not established", never a 3.96 shown as 4.0 beside a "no"
+    for zs, word in (((2.8, 2.8), "not established"), ((1.0, 0.4), "no")):
+        figures.update(_pooled_verdict([movie(z) for z in zs]))
+        text = verdict(Row("misr", 3.0, figures=figures))
+        assert text.startswith(f"misr: recovered detail past the Nyquist: {word} (")
+    assert "z beyond interpolation 3.9 pooled" in verdict(Row("misr", 3.0, figures=figures | {
+        "score_z_pooled": 3.96, "score_pooled_recovered": False}))  # fmt: skip

@@ -306,3 +306,24 @@ def test_evaluate_scores_only_the_movies_the_manifest_says_are_done(tmp_path, mo
     assert rows["misr"]["score_movies"] == 2 and rows["misr"]["n_micrographs"] == 2
     html = (tmp_path / "eval" / "report.html").read_text()
     assert "2 movie(s) left out" in html and "m_bad: failed" in html and "m_killed: not in" in html
+
+
+def test_a_movie_larger_than_the_region_is_scored_on_its_central_square(movie, monkeypatch):
+    # the frames' side keeps ~24 bytes per LR px and frame (22 GB for a K3 movie): a large movie
+    # is scored on its central square. Cut one HR px off from the frames', the truth would lose
+    # its score; cut right, it keeps rho ~ 1 and a misr reconstruction stays recovered
+    import cryozssr.evaluate.score as score
+
+    lr, motion, truth = movie
+    held = plan_folds(lr.shape[0])
+    fits = [truth] * len(held)
+    monkeypatch.setattr(score, "MAX_REGION_LR_PX", 84)
+    whole = score_record(lr, motion.global_shifts_px, fits=fits, held_out=held)
+    assert whole["region_lr_px"] == [6, 6, 84, 84]
+    assert whole["rho"] == pytest.approx(1.0, abs=0.15) and whole["recovered"]
+    shifted = [torch.roll(truth, 1, dims=-1)] * len(held)
+    off = score_record(lr, motion.global_shifts_px, fits=shifted, held_out=held)
+    assert off["z"] < whole["z"] / 2
+    fits = [misr(lr[f], motion.select(f)).double() for f in (fit_frames(16, h) for h in held)]
+    sr = score_record(lr, motion.global_shifts_px, fits=fits, held_out=held)
+    assert sr["recovered"] and 0.2 < sr["rho"] < whole["rho"]

@@ -82,8 +82,10 @@ def render_table(rows, *, title: str):
     head, cells = terminal_rows(rows)
     table = Table(
         title=title,
-        caption="past Nyquist: recovered detail, % of what the frames allow (no truth);"
-        " score: ρ, or z beyond interpolation where ρ is not measurable (≥ 4: recovered); truth:"
+        caption="past Nyquist: recovered detail, % of what the frames allow (no truth; unsure:"
+        " some evidence, short of z 4);"
+        " score: ρ, or where ρ is not measurable the z beyond interpolation pooled over the movies"
+        " (≥ 4: recovered); truth:"
         " FRC past the Nyquist; full table in the report",
         caption_justify="left",
     )

@@ -132,11 +132,18 @@ from cryozssr.motion.field import MotionField
 DEFAULT_FOLDS = 4
 #: Fewest frames the score works with (2 folds of 5).
 MIN_FRAMES = 10
+#: Largest side (LR px) of the region the score measures: the central square of a larger movie.
+#: The frames' side keeps ~24 bytes per LR pixel and frame (their spectra, each fold's in-band
+#: directions and baseline prediction): 22 GB for a 40-frame K3 movie (5760 x 4092), 1 GB in a
+#: 1024 px square. Its ``z`` grows as the square root of the pixels: a 1024 px square has twice a
+#: 512 px movie's.
+MAX_REGION_LR_PX = 1024
 
 __all__ = [
     "DEFAULT_FOLDS",
     "FRACTION_RECOVERED",
     "HEADLINE_BAND",
+    "MAX_REGION_LR_PX",
     "MIN_FRAMES",
     "SCORE_BANDS",
     "Z_BOUND",
@@ -151,6 +158,7 @@ __all__ = [
     "measure_frames",
     "plan_folds",
     "score_record",
+    "score_region",
 ]
 
 
@@ -238,11 +246,36 @@ def score_record(
     exposure: Exposure | None = None,
     baselines: Iterable[torch.Tensor] | None = None,
 ) -> dict:
-    """:func:`alias_score` as a run record's JSON entry; a movie it cannot score gets ``error``."""
+    """:func:`alias_score` as a run record's JSON entry; a movie it cannot score gets ``error``.
+
+    A movie larger than :data:`MAX_REGION_LR_PX` is scored on its central square (the frames,
+    and the fits and baselines on the same region at 2x): ``region_lr_px`` in the record,
+    ``[y0, x0, h, w]`` on the LR grid.
+    """
+    y0, x0, h, w = region = score_region(tuple(frames.shape[-2:]))
     try:
         side = measure_frames(
-            frames, shifts_px, held_out=held_out, exposure=exposure, baselines=baselines
+            frames[:, y0 : y0 + h, x0 : x0 + w],
+            shifts_px,
+            held_out=held_out,
+            exposure=exposure,
+            baselines=None if baselines is None else _cropped(baselines, region),
         )
-        return alias_score(side, fits).to_dict()
+        return {**alias_score(side, _cropped(fits, region)).to_dict(), "region_lr_px": region}
     except (ValueError, RuntimeError) as exc:  # an optional figure must not fail the movie
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
+
+
+def score_region(shape: tuple[int, int], *, max_px: int | None = None) -> list[int]:
+    """``[y0, x0, h, w]``: the central region of an LR ``shape`` the score measures, at most
+    ``max_px`` (default :data:`MAX_REGION_LR_PX`) on a side; the fits are cut at twice it."""
+    limit = MAX_REGION_LR_PX if max_px is None else max_px
+    h, w = (min(int(n), limit) for n in shape)
+    return [(int(shape[0]) - h) // 2, (int(shape[1]) - w) // 2, h, w]
+
+
+def _cropped(images: Iterable[torch.Tensor], region: Sequence[int]) -> Iterable[torch.Tensor]:
+    """``(2h, 2w)`` images cut to the 2x of an LR ``region`` (one at a time, as they come)."""
+    y0, x0, h, w = region
+    for image in images:
+        yield image[..., 2 * y0 : 2 * (y0 + h), 2 * x0 : 2 * (x0 + w)]
