@@ -276,7 +276,7 @@ def test_the_dataset_verdict_pools_its_movies_evidence():
     import random
 
     from cryozssr.evaluate.compare import Row, _pooled_verdict
-    from cryozssr.evaluate.summary import terminal_rows, verdict
+    from cryozssr.evaluate.summary import table, terminal_rows, verdict
 
     def movie(z_beyond, share=None):
         return {"z": z_beyond + 1.5, "z_beyond_interpolation": z_beyond,
@@ -296,7 +296,8 @@ def test_the_dataset_verdict_pools_its_movies_evidence():
     )
     assert false_alarms == 0  # one-sided 4 sigma: 3e-5 per dataset
 
-    figures = {"score_scored": 2, "score_recovered": 0, "score_z": 4.6, "score_z_beyond": 3.1,
+    figures = {"score_scored": 2, "score_movies": 2, "score_recovered": 0, "score_z": 4.6,
+               "score_z_beyond": 3.1,
                "score_rho": None, **weak}  # fmt: skip
     row = Row("misr", 3.0, figures=figures)
     assert verdict(row).startswith(
@@ -304,6 +305,8 @@ def test_the_dataset_verdict_pools_its_movies_evidence():
         " 2 movies; what the frames allow is not measurable here; 0/2 movies on their own)"
     )
     assert terminal_rows([row])[1][0][1:3] == ["yes", "z 4.3"]  # 4.38, rounded down
+    report_cells = table([row])[1][0]
+    assert "4.3" in report_cells and "4.4" not in report_cells  # the report's table too
     # short of 4 but above 2: "not established", never a 3.96 shown as 4.0 beside a "no"
     for zs, word in (((2.8, 2.8), "not established"), ((1.0, 0.4), "no")):
         figures.update(_pooled_verdict([movie(z) for z in zs]))

@@ -278,7 +278,7 @@ def _pooled_verdict(scored: list[dict]) -> dict[str, Any]:
     (:func:`~cryozssr.evaluate.score.is_recovered`: pooled ``z >= 4``, and where measurable the
     mean share explained beyond interpolation ``>= 1%``). A dataset of n alike movies has
     ``sqrt(n)`` times one movie's ``z``: two 256 px demo movies at ``z`` 3.1 and 3.9 (neither a
-    "yes") are a dataset at 5.0. The share threshold keeps a large dataset from calling a
+    "yes") are a dataset at 4.96. The share threshold keeps a large dataset from calling a
     negligible gain.
     """
     if not scored:

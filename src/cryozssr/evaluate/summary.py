@@ -106,6 +106,8 @@ def cell(row: Row, col: Column) -> str:
     v = f.get(col.key)
     if v is None:
         return "–"
+    if col.key == "score_z_pooled":  # rounded down, as in the verdict beside it
+        return _z_text(v)
     text = col.fmt.format(v)
     if f.get(col.key.removesuffix("_angstrom") + "_beyond_last_shell"):
         text = "<" + text  # FSC never fell below its threshold: finer than the last shell
