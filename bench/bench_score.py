@@ -287,6 +287,7 @@ def main() -> None:
     )
     ap.add_argument("--sets", default="sim,real,noise")
     ap.add_argument("--n-movies", type=int, default=3)
+    ap.add_argument("--first-movie", type=int, default=0, help="index of the first movie (repeats)")
     ap.add_argument("--size-lr", type=int, default=512)
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--particles", type=int, default=60)
@@ -322,8 +323,8 @@ def main() -> None:
             results[name] = {"skipped": f"no micrograph at {args.micrograph}"}
             continue
         movies = []
-        for i in range(args.n_movies):
-            print(f"{name} movie {i + 1}/{args.n_movies}", flush=True)
+        for i in range(args.first_movie, args.first_movie + args.n_movies):
+            print(f"{name} movie {i + 1}/{args.first_movie + args.n_movies}", flush=True)
             lr, motion, exposure, truth = makers[name](i, args)
             movies.append(
                 score_movie(lr, motion, exposure, truth, method_names, args.seed, args.folds)
