@@ -137,7 +137,7 @@ def run_method(name: str, frames, motion: MotionField, exposure: Exposure, seed:
         method_config = config_from_preset("fast", regime=regime or "journal")
     cfg = RunConfig(method=method, method_config=method_config, device="cpu", seed=seed)
     average = None
-    if not methods.forms_average(name, motion):
+    if not methods.forms_average(method, motion):
         average = dose_weighted_average(frames, motion, exposure=exposure)
     inputs = methods.MethodInputs(frames=frames, motion=motion, average=average, exposure=exposure)
     return methods.super_resolve(inputs, cfg).image.double()
