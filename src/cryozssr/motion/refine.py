@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cryozssr.dose import Exposure, exposure_filter_rfft, frame_doses
+from cryozssr.dose import Exposure, exposure_filter_rfft, movie_frame_doses
 from cryozssr.errors import OptionError
 from cryozssr.motion._align import smooth_trajectory
 from cryozssr.motion._local import fit_local_model
@@ -156,12 +156,7 @@ def exposure_filter_ratios(
     """``q_t / qbar`` on the ``rfft2`` grid of an ``(H, W)`` HR image, ``(t, H, W // 2 + 1)``."""
     if exposure is None or exposure.dose_per_frame_e_per_a2 is None:
         return torch.ones(n_frames, shape_hr[0], shape_hr[1] // 2 + 1, device=device)
-    doses = frame_doses(
-        n_frames,
-        exposure.dose_per_frame_e_per_a2,
-        pre_exposure=exposure.pre_exposure_e_per_a2,
-        device=device,
-    )
+    doses = movie_frame_doses(exposure, n_frames, device=device)  # a subset's own doses too
     q = exposure_filter_rfft(
         shape_hr,
         doses,
