@@ -48,12 +48,13 @@ import bench_real
 import cryozssr
 from _machine import machine
 from cryozssr.dose import Exposure
-from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
+from cryozssr.evaluate.frc import FRC_BANDS, PAST_NYQUIST_LIMIT, register_and_frc
 from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
     alias_score,
     fit_frames,
     interpolation_baselines,
+    local_tile_shifts,
     measure_frames,
     plan_folds,
 )
@@ -69,11 +70,45 @@ METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
 ORACLE = "truth (oracle)"
 Z = "z_beyond_interpolation"  # the score the verdict and the ranking use
 INTERPOLATORS = ("bilinear", "bicubic", "fourier")
+#: The simulator's own motion of the last simulated movie, LR px (``--motion`` ablations)
+TRUE_MOTION: dict[str, MotionField] = {}
 
 
 def truth_past_nyquist(image: torch.Tensor, truth: torch.Tensor) -> float:
     """FRC of ``image`` with ``truth`` past the LR Nyquist (outside the LR square, to 1.67x)."""
     return register_and_frc(image, truth).past_nyquist
+
+
+def truth_past_nyquist_patches(image: torch.Tensor, truth: torch.Tensor, *, n: int = 3) -> float:
+    """:func:`truth_past_nyquist` with each of ``n x n`` patches registered on its own, pooled.
+
+    The truth shows the specimen where it was in frame 0; a method that corrects only the global
+    drift puts each region where the frames it weights most saw it, which can differ by a
+    fraction of a pixel where the specimen moved locally. The whole-image FRC counts that offset
+    against the method (differently for methods that weight the frames differently); a particle's
+    own alignment downstream does not. Pooled: ``sum num / sqrt(sum |a|^2 sum |b|^2)``.
+    """
+    from cryozssr.evaluate.frc import edge_taper, tapered
+    from cryozssr.ops import fourier_shift
+    from cryozssr.register import estimate_shift
+
+    size = min(image.shape[-2:]) // n
+    window = edge_taper((size, size), width_px=16, device=image.device).double()
+    ky = torch.fft.fftfreq(size, dtype=torch.float64, device=image.device)[:, None]
+    kx = torch.fft.fftfreq(size, dtype=torch.float64, device=image.device)[None, :]
+    sel = (torch.maximum(ky.abs(), kx.abs()) > 0.25) & (ky**2 + kx**2 < PAST_NYQUIST_LIMIT**2)
+    num = den_a = den_b = 0.0
+    for i in range(n):
+        for j in range(n):
+            cut = (slice(i * size, (i + 1) * size), slice(j * size, (j + 1) * size))
+            a, b = image[cut].double(), truth[cut].double()
+            a = fourier_shift(a, estimate_shift(a, b, max_shift_px=4.0))
+            fa = torch.fft.fft2(tapered(a, window))[sel]
+            fb = torch.fft.fft2(tapered(b, window))[sel]
+            num += float((fa * fb.conj()).real.sum())
+            den_a += float(fa.abs().pow(2).sum())
+            den_b += float(fb.abs().pow(2).sum())
+    return num / (den_a * den_b) ** 0.5 if den_a * den_b > 0 else 0.0
 
 
 DETECTOR_SETS = {
@@ -95,6 +130,11 @@ def sim_movie(
         detector=detector,
         noise_model=noise_model,
         dose_per_frame_e_per_a2=args.dose,
+        **(
+            {}
+            if args.local_motion_a is None
+            else {"local_motion_range_angstrom": args.local_motion_a}
+        ),
     )
     movie = simulate_movie(cfg, seed=(args.seed, index))
     lr = movie.lr_counts.float()
@@ -102,6 +142,7 @@ def sim_movie(
         pixel_size_angstrom=cfg.pixel_size_lr_angstrom,
         dose_per_frame_e_per_a2=cfg.dose_per_frame_e_per_a2,
     )
+    TRUE_MOTION["last"] = movie.motion.scaled(0.5, tuple(lr.shape[-2:]))
     return lr, estimate_motion(lr), exposure, movie.truth_ctf.double()
 
 
@@ -143,14 +184,33 @@ def run_method(name: str, frames, motion: MotionField, exposure: Exposure, seed:
     return methods.super_resolve(inputs, cfg).image.double()
 
 
-def score_movie(lr, motion, exposure, truth, method_names, seed, n_folds) -> dict:
+def score_movie(
+    lr,
+    motion,
+    exposure,
+    truth,
+    method_names,
+    seed,
+    n_folds,
+    *,
+    global_only: bool = False,
+    score_motion: MotionField | None = None,
+) -> dict:
     t = lr.shape[0]
     held = plan_folds(t, n_folds=n_folds)
     fit_sets = [fit_frames(t, h) for h in held]
     t0 = time.perf_counter()
     baselines = interpolation_baselines(lr, motion, held, exposure=exposure)
+    score_motion = motion if score_motion is None else score_motion
     side = measure_frames(
-        lr, motion.global_shifts_px, held_out=held, exposure=exposure, baselines=baselines
+        lr,
+        score_motion.global_shifts_px,
+        held_out=held,
+        exposure=exposure,
+        baselines=baselines,
+        local_hr_px=None
+        if global_only
+        else local_tile_shifts(score_motion, [0, 0, *lr.shape[-2:]]),
     )
     t_side = time.perf_counter() - t0
     out = {}
@@ -190,6 +250,7 @@ def _row(score, full, truth, t_full, t_fits, t_score, t_side) -> dict:
     if truth is not None:
         row["truth_frc"] = {k: round(v, 4) for k, v in register_and_frc(full, truth).bands.items()}
         row["truth_past_nyquist"] = round(truth_past_nyquist(full, truth), 4)
+        row["truth_past_nyquist_patches"] = round(truth_past_nyquist_patches(full, truth), 4)
     s = row["score"]
     rho = s["rho"] if s["rho"] is None else round(s["rho"], 3)
     print(
@@ -297,6 +358,26 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results/score.json"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--dose", type=float, default=1.5, help="simulated sets: e/A^2 per frame")
+    ap.add_argument(
+        "--local-motion-a",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="simulated sets: local motion range (A; default: the simulator's 1-3)",
+    )
+    ap.add_argument(
+        "--global-motion-score",
+        action="store_true",
+        help="score with the global trajectory alone (the score before local motion entered it)",
+    )
+    ap.add_argument(
+        "--motion",
+        choices=("estimated", "true-score", "true"),
+        default="estimated",
+        help="simulated sets, ablation: the simulator's own motion for the score (true-score)"
+        " or for the methods and the score (true); default: estimated from the movie",
+    )
     ap.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="cross-validation folds")
     ap.add_argument("--label", default="", help="suffix of the sets' names in the output")
     ap.add_argument("--merge", type=Path, nargs="*", help="merge these outputs into --out, stop")
@@ -326,8 +407,24 @@ def main() -> None:
         for i in range(args.first_movie, args.first_movie + args.n_movies):
             print(f"{name} movie {i + 1}/{args.first_movie + args.n_movies}", flush=True)
             lr, motion, exposure, truth = makers[name](i, args)
+            score_motion = motion
+            if args.motion != "estimated":  # ablation: the simulator's own motion
+                if name not in DETECTOR_SETS:
+                    raise SystemExit(f"--motion {args.motion} needs a simulated set, not {name}")
+                score_motion = TRUE_MOTION["last"]
+                motion = score_motion if args.motion == "true" else motion
             movies.append(
-                score_movie(lr, motion, exposure, truth, method_names, args.seed, args.folds)
+                score_movie(
+                    lr,
+                    motion,
+                    exposure,
+                    truth,
+                    method_names,
+                    args.seed,
+                    args.folds,
+                    global_only=args.global_motion_score,
+                    score_motion=score_motion,
+                )
             )
         entry = {"per_movie": movies, "summary": summary_table(movies, method_names)}
         if name != "noise":

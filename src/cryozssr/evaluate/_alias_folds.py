@@ -20,6 +20,7 @@ from cryozssr.baselines._common import exposure_filters, rms_exposure_filter
 from cryozssr.dose import Exposure
 from cryozssr.evaluate.frc import edge_taper, tapered
 from cryozssr.fourier import alias_frequencies, box_response
+from cryozssr.motion.warp import tiled_shift
 
 N_SHELLS = 24
 #: Fewest held-out frames a fold can have: 4 alias unknowns per frequency, and noise.
@@ -28,6 +29,8 @@ _ROW_CHUNK = 32
 _TAPER_LR_PX = 16
 _GUARD_BINS = 4
 _SMOOTH_BINS = 5  # window over which the fit frames' signal and noise are averaged
+#: Tile (HR px) of the local motion's warp of a prediction (:func:`cryozssr.motion.warp.tiled_shift`).
+LOCAL_TILE_HR_PX = 64
 ROWS = (
     "C", "|Pi P|^2", "|Pi Y|^2", "3 sigma^2", "sigma^2 |Pi P|^2",
     "W = sum w S_held", "var W", "S_held (own noise, 5x5 mean)", "var S_held",
@@ -67,12 +70,15 @@ class _Model:
                 q = q / qbar.clamp(min=1e-6)
             self.ratio = q  # (n, h, w, 2, 2)
 
-    def __call__(self, i: int, shift: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
-        """``A`` of frame ``idx[i]`` moved by ``shift`` (LR px), rows ``rows``: ``(r, w, 2, 2)``."""
+    def __call__(
+        self, i: int, shift: torch.Tensor, rows: slice = slice(None), *, dose: bool = True
+    ) -> torch.Tensor:
+        """``A`` of frame ``idx[i]`` moved by ``shift`` (LR px), rows ``rows``: ``(r, w, 2, 2)``;
+        without ``dose``, the aperture and the shift alone (the exposure filter applied apart)."""
         py = torch.exp(-4j * math.pi * self.fy[rows] * shift[0])  # (r, 2)
         px = torch.exp(-4j * math.pi * self.fx * shift[1])  # (w, 2)
         a = self.base[rows] * py[:, None, :, None] * px[None, :, None, :]
-        a = a if self.ratio is None else a * self.ratio[i, rows]
+        a = a if self.ratio is None or not dose else a * self.ratio[i, rows]
         return a.to(self.dtype)
 
 
@@ -102,6 +108,9 @@ class FrameSide:
     sums: torch.Tensor  # (N_ROWS, N_SHELLS) float64, the method-independent rows filled
     exposure: Exposure | None
     n_fit: float = 0.0  # mean number of fit frames per fold
+    #: ``(t, ny, nx, 2)`` local motion (HR px, beyond the global shift) at the tile centres of
+    #: the ``(2h, 2w)`` grid (:func:`cryozssr.motion.warp.tile_centres`, ``LOCAL_TILE_HR_PX``)
+    local_hr_px: torch.Tensor | None = None
 
 
 def _crop(shifts: torch.Tensor, h: int, w: int) -> tuple[int, int, int, torch.Tensor]:
@@ -182,9 +191,13 @@ def measure_frames(
     held_out: Sequence[Sequence[int]],
     exposure: Exposure | None = None,
     baselines: Iterable[torch.Tensor] | None = None,
+    local_hr_px: torch.Tensor | None = None,
 ) -> FrameSide:
     """The frames' side of the score for folds holding out ``held_out`` (each fit: the rest).
 
+    ``local_hr_px``: the movie's local motion beyond ``shifts_px`` (:attr:`FrameSide.local_hr_px`;
+    :func:`cryozssr.evaluate.score.local_tile_shifts`): each held-out frame is predicted from
+    the image moved by it; ``None``: global motion only.
     ``baselines``: per fold, the interpolation baseline's ``(2h, 2w)`` image made from the fold's
     fit frames (:func:`cryozssr.evaluate.score.interpolation_baselines`); ``None``: no
     "beyond interpolation" rows (they stay 0).
@@ -207,6 +220,8 @@ def measure_frames(
         torch.empty(0), shell, use, [],
         torch.zeros(N_ROWS, N_SHELLS, dtype=torch.float64, device=dev), exposure,
     )  # fmt: skip
+    if local_hr_px is not None:
+        side.local_hr_px = local_hr_px.to(dev, torch.float64)
     side.spectra = torch.stack([_cut(side, i, frames[i].double()) for i in range(t)]).to(
         torch.complex64
     )
@@ -281,7 +296,7 @@ def _projected_prediction(side: FrameSide, fold: _Fold, image: torch.Tensor) -> 
     model = _Model(h, w, fold.held, fold.fit, side.exposure, dev)
     x_high = x * ~model.low
     p = torch.stack([
-        _cut(side, j, torch.fft.ifft2((model(i, side.shifts_px[j]) * x_high).sum((-2, -1))).real)
+        _cut(side, j, torch.fft.ifft2(_frame_spectrum(side, model, x_high, i, j)).real)
         for i, j in enumerate(fold.held)
     ]).to(torch.complex64)  # fmt: skip
     del x, x_high, model
@@ -292,6 +307,21 @@ def _projected_prediction(side: FrameSide, fold: _Fold, image: torch.Tensor) -> 
         uu = u.abs().pow(2).sum(0).clamp(min=1e-30)
         p[:, sl] = pr - u * ((u.conj() * pr).sum(0) / uu)
     return p
+
+
+def _frame_spectrum(side: FrameSide, model: _Model, x_high, i: int, j: int) -> torch.Tensor:
+    """LR spectrum ``(h, w)`` of held-out frame ``j`` (the model's frame ``i``) predicted from the
+    past-Nyquist HR components ``x_high`` ``(h, w, 2, 2)``: exposure filter, local motion (a
+    tiled warp of the filtered image, then cut past the Nyquist again), the global shift and the
+    aperture."""
+    if side.local_hr_px is None:
+        return (model(i, side.shifts_px[j]) * x_high).sum((-2, -1))
+    h, w = x_high.shape[:2]
+    x = x_high if model.ratio is None else x_high * model.ratio[i]
+    image = torch.fft.ifft2(x.permute(2, 0, 3, 1).reshape(2 * h, 2 * w)).real
+    image = tiled_shift(image, side.local_hr_px[j], tile_px=LOCAL_TILE_HR_PX)
+    x = torch.fft.fft2(image).reshape(2, h, 2, w).permute(1, 3, 0, 2) * ~model.low
+    return (model(i, side.shifts_px[j], dose=False) * x).sum((-2, -1))
 
 
 def prediction_sums(side: FrameSide, fits: Iterable[torch.Tensor]) -> torch.Tensor:

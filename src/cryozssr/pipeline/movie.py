@@ -318,7 +318,7 @@ def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
     baselines = interpolation_baselines(frames, motion, held, exposure=exposure)
     return score_record(  # opt-in: a gain-corrected movie is made whole for it
         as_tensor(frames),
-        motion.global_shifts_px,
+        motion,
         fits=fits,
         held_out=held,
         exposure=exposure,
