@@ -115,6 +115,7 @@ DETECTOR_SETS = {
     "sim": ("k3", "poisson"),
     "k3": ("k3", "counting"),
     "falcon4": ("falcon4ec", "counting"),
+    "falcon4_poisson": ("falcon4ec", "poisson"),  # ablation: the MTF without the counting
 }
 
 
