@@ -268,8 +268,8 @@ def main() -> None:
         t_full = time.perf_counter() - t0
         print(f"{name}: full movie {t_full:.0f} s; now the even and odd halves", flush=True)
         halves = [
-            run_method(name, lr[idx], motion.select(idx), exposure.every_other(o), args.seed)
-            for o, idx in ((0, even), (1, odd))
+            run_method(name, lr[idx], motion.select(idx), exposure.subset(idx), args.seed)
+            for idx in (even, odd)
         ]
         t_halves = time.perf_counter() - t0 - t_full
         rows[name] = {

@@ -26,6 +26,13 @@ must order every resolved pair as the truth does. Where a truth exists it is sco
 method had returned it from both halves (``truth (oracle)``: ``rho ~ 1``, above the Wiener bound of
 an estimate from the frames).
 
+Ablations of the simulated sets (session 8, the Falcon 4 misorder): ``--local-motion-a MIN MAX``
+(the simulator's local motion, default 1-3 A), ``--no-ice``, ``--no-damage``, the set
+``falcon4_poisson`` (Falcon 4's MTF with independent Poisson counts), ``--motion true-score`` /
+``true`` (the simulator's own motion for the score / for the methods and the score) and
+``--global-motion-score`` (the score's forward model without the local motion). Every row also
+has ``truth_past_nyquist_patches``: the same FRC on 3 x 3 patches each registered on its own.
+
     python bench/bench_score.py --sets sim,real,noise --n-movies 3 --frames 24
 """
 
@@ -136,6 +143,8 @@ def sim_movie(
             if args.local_motion_a is None
             else {"local_motion_range_angstrom": args.local_motion_a}
         ),
+        ice=not args.no_ice,
+        radiation_damage=not args.no_damage,
     )
     movie = simulate_movie(cfg, seed=(args.seed, index))
     lr = movie.lr_counts.float()
@@ -371,6 +380,10 @@ def main() -> None:
         "--global-motion-score",
         action="store_true",
         help="score with the global trajectory alone (the score before local motion entered it)",
+    )
+    ap.add_argument("--no-ice", action="store_true", help="simulated sets, ablation: no ice")
+    ap.add_argument(
+        "--no-damage", action="store_true", help="simulated sets, ablation: no radiation damage"
     )
     ap.add_argument(
         "--motion",

@@ -290,6 +290,22 @@ def _inverse_snr(frames: torch.Tensor, average: torch.Tensor) -> float:
     return mu / signal
 
 
+def _every_other(exposure: Exposure, offset: int) -> Exposure:
+    """Frames ``offset, offset + 2, ...`` as a movie of their own, in this reference's terms (it
+    reads the dose per frame and the pre-exposure, not ``Exposure.exposure_frames``): a doubled
+    dose per frame and a shifted pre-exposure give each frame its own mid-frame dose."""
+    from dataclasses import replace
+
+    d = exposure.dose_per_frame_e_per_a2
+    if d is None:
+        return exposure
+    return replace(
+        exposure,
+        dose_per_frame_e_per_a2=2 * d,
+        pre_exposure_e_per_a2=exposure.pre_exposure_e_per_a2 + (offset - 0.5) * d,
+    )
+
+
 def reference_explicit(frames, motion, *, exposure, regularisation=0.25):
     """The explicit regime's image and spectrum: even/odd ``misr``, half-set spectrum, MMSE solve."""
     from cryozssr.baselines.mmse import half_set_spectrum
@@ -303,7 +319,7 @@ def reference_explicit(frames, motion, *, exposure, regularisation=0.25):
             reference_misr(
                 frames[indices],
                 motion.select(indices),
-                exposure=exposure.every_other(offset),
+                exposure=_every_other(exposure, offset),
                 regularisation=regularisation,
             )
         )

@@ -8,6 +8,7 @@ from cryozssr.dose import (
     dose_weights_rfft,
     exposure_filter_rfft,
     frame_doses,
+    movie_frame_doses,
 )
 
 
@@ -42,11 +43,12 @@ def test_dose_weights_are_a_plain_average_at_zero_frequency_and_flat_noise_every
     assert float(w[-1, 0, 16]) < float(w[0, 0, 16])
 
 
-def test_every_other_reproduces_the_mid_frame_doses_of_a_half_movie():
+def test_a_half_movie_keeps_the_mid_frame_doses_of_its_frames():
     e = Exposure(pixel_size_angstrom=1.0, dose_per_frame_e_per_a2=1.5, pre_exposure_e_per_a2=0.3)
     full = frame_doses(20, 1.5, pre_exposure=0.3)
     for offset in (0, 1):
-        sub = e.every_other(offset)
-        half = frame_doses(10, sub.dose_per_frame_e_per_a2, pre_exposure=sub.pre_exposure_e_per_a2)
+        half = movie_frame_doses(e.subset(range(offset, 20, 2)), 10)
         torch.testing.assert_close(half, full[offset::2])
-    assert Exposure(1.0).every_other(1) == Exposure(1.0)
+        # a subset of a subset: the movie's own frames, not the subset's positions
+        quarter = movie_frame_doses(e.subset(range(offset, 20, 2)).subset([1, 3]), 2)
+        torch.testing.assert_close(quarter, full[[offset + 2, offset + 6]])

@@ -42,24 +42,6 @@ class Exposure:
             idx = tuple(self.exposure_frames[i] for i in idx)
         return replace(self, exposure_frames=idx)
 
-    def every_other(self, offset: int) -> Exposure:
-        """The exposure of frames ``offset, offset + 2, ...`` seen as a movie of their own.
-
-        Only mid-frame doses matter to the exposure filter: frame ``i`` of the subset has the
-        mid-frame dose of movie frame ``offset + 2 i``, which this expresses through a doubled dose
-        per frame and a shifted pre-exposure.
-        """
-        d = self.dose_per_frame_e_per_a2
-        if d is None:
-            return self
-        if self.exposure_frames is not None:
-            return replace(self, exposure_frames=self.exposure_frames[offset::2])
-        return replace(
-            self,
-            dose_per_frame_e_per_a2=2 * d,
-            pre_exposure_e_per_a2=self.pre_exposure_e_per_a2 + (offset - 0.5) * d,
-        )
-
 
 def voltage_scale(voltage_kv: float) -> float:
     """Critical-exposure scale factor for the accelerating voltage (Grant & Grigorieff 2015)."""

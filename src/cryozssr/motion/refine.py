@@ -228,7 +228,7 @@ def refine_motion(
                 misr(
                     cut[offset::2],
                     crop_motion.select(list(range(offset, t, 2))),
-                    exposure=None if exposure is None else exposure.every_other(offset),
+                    exposure=None if exposure is None else exposure.subset(range(offset, t, 2)),
                     regularisation=config.regularisation,
                 )
                 for offset in (0, 1)
