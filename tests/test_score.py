@@ -329,7 +329,7 @@ def test_a_movie_larger_than_the_region_is_scored_on_its_central_square(movie, m
     assert sr["recovered"] and 0.2 < sr["rho"] < whole["rho"]
 
 
-def test_local_motion_moves_the_prediction_of_each_held_out_frame():
+def test_local_motion_moves_the_prediction_of_each_held_out_frame(monkeypatch):
     """Frames made with a known local field (a turn about the centre, up to 0.9 LR px beyond the
     global drift, growing with time): with the field, the truth predicts every held-out frame's
     aliasing (rho ~ 1); with the global trajectory alone it loses a third of it."""
@@ -359,6 +359,14 @@ def test_local_motion_moves_the_prediction_of_each_held_out_frame():
     assert with_field["rho"] == pytest.approx(1.0, abs=0.15) and with_field["recovered"]
     # measured: rho 0.95 and z 50 with the field; 0.64 and 34 with the global shifts alone
     assert global_only["rho"] < 0.8 and with_field["z"] > 1.3 * global_only["z"]
+    # on a central square the field is taken at the square's own positions
+    import cryozssr.evaluate.score as score
+
+    monkeypatch.setattr(score, "MAX_REGION_LR_PX", 84)
+    square = score_record(lr, motion, fits=[truth] * len(held), held_out=held)
+    assert square["region_lr_px"] == [6, 6, 84, 84]
+    assert square["rho"] == pytest.approx(1.0, abs=0.15) and square["recovered"]
+    monkeypatch.undo()
     # a motion field without a local part scores exactly as its global shifts
     plain = MotionField(shifts, tuple(lr0.shape[-2:]))
     a = score_record(lr0.float(), plain, fits=[truth] * len(held), held_out=held)
