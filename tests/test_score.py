@@ -367,6 +367,12 @@ def test_local_motion_moves_the_prediction_of_each_held_out_frame(monkeypatch):
     assert square["region_lr_px"] == [6, 6, 84, 84]
     assert square["rho"] == pytest.approx(1.0, abs=0.15) and square["recovered"]
     monkeypatch.undo()
+    # noise alone on the local path: misr's fits of a flat movie predict nothing
+    flat = torch.poisson(torch.full((t, 192, 192), 8.0, dtype=torch.float64), generator=g)
+    flat = box_sum(flat).float()
+    fits = [misr(flat[f], motion.select(f)).double() for f in (fit_frames(t, h) for h in held)]
+    noise = score_record(flat, motion, fits=fits, held_out=held)
+    assert abs(noise["z"]) < 4 and not noise["recovered"]
     # a motion field without a local part scores exactly as its global shifts
     plain = MotionField(shifts, tuple(lr0.shape[-2:]))
     a = score_record(lr0.float(), plain, fits=[truth] * len(held), held_out=held)
