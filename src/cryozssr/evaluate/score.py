@@ -100,8 +100,9 @@ and the bound keep the global model (the local part is a fraction of a pixel). A
 displacement of ``d`` HR px turns an alias at ``K`` cycles/HR px by ``2 pi K d``: ignored, it
 scrambles the aliasing the score predicts (the truth's ``rho`` 0.64 instead of 0.95 in
 ``tests/test_score.py``; a Falcon 4 movie's truth ``z`` 6 instead of 13 given the simulator's
-field). The warp costs about 4 HR FFTs per held-out frame and method (3 s -> 18 s per method
-on a 384 px movie).
+field). The warp (single precision) costs about 4 HR FFTs per held-out frame and method: one
+method's score of a 384 px movie takes 6-7 s with it, ~3 s without (the warp of one 2048 px
+prediction, a K3 movie's scored square, 1.4 s on 2 threads).
 Known limit: in-band content that fades from frame to frame otherwise than the exposure filter says
 (radiation damage on the simulated sets) lands mostly outside the alias directions and inflates
 ``sigma^2``: there the measured aliased signal ``S`` is biased low (negative), so ``rho`` and the
