@@ -47,6 +47,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -55,7 +56,7 @@ import bench_real
 import cryozssr
 from _machine import machine
 from cryozssr.dose import Exposure
-from cryozssr.evaluate.frc import FRC_BANDS, PAST_NYQUIST_LIMIT, register_and_frc
+from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
     alias_score,
@@ -77,8 +78,17 @@ METHODS = ("bilinear", "bicubic", "fourier", "shift-add", "misr", "mmse")
 ORACLE = "truth (oracle)"
 Z = "z_beyond_interpolation"  # the score the verdict and the ranking use
 INTERPOLATORS = ("bilinear", "bicubic", "fourier")
-#: The simulator's own motion of the last simulated movie, LR px (``--motion`` ablations)
-TRUE_MOTION: dict[str, MotionField] = {}
+
+
+class Movie(NamedTuple):
+    """A benchmark movie: LR frames, the motion estimated on them, exposure, truth (HR) and, for
+    simulated sets, the simulator's own motion in LR px (the ``--motion`` ablations)."""
+
+    lr: torch.Tensor
+    motion: MotionField
+    exposure: Exposure
+    truth: torch.Tensor | None
+    true_motion: MotionField | None = None
 
 
 def truth_past_nyquist(image: torch.Tensor, truth: torch.Tensor) -> float:
@@ -95,27 +105,21 @@ def truth_past_nyquist_patches(image: torch.Tensor, truth: torch.Tensor, *, n: i
     against the method (differently for methods that weight the frames differently); a particle's
     own alignment downstream does not. Pooled: ``sum num / sqrt(sum |a|^2 sum |b|^2)``.
     """
-    from cryozssr.evaluate.frc import edge_taper, tapered
+    from cryozssr.evaluate.frc import edge_taper, past_nyquist_sums, tapered
     from cryozssr.ops import fourier_shift
     from cryozssr.register import estimate_shift
 
     size = min(image.shape[-2:]) // n
     window = edge_taper((size, size), width_px=16, device=image.device).double()
-    ky = torch.fft.fftfreq(size, dtype=torch.float64, device=image.device)[:, None]
-    kx = torch.fft.fftfreq(size, dtype=torch.float64, device=image.device)[None, :]
-    sel = (torch.maximum(ky.abs(), kx.abs()) > 0.25) & (ky**2 + kx**2 < PAST_NYQUIST_LIMIT**2)
-    num = den_a = den_b = 0.0
+    sums = torch.zeros(3, dtype=torch.float64)
     for i in range(n):
         for j in range(n):
             cut = (slice(i * size, (i + 1) * size), slice(j * size, (j + 1) * size))
             a, b = image[cut].double(), truth[cut].double()
             a = fourier_shift(a, estimate_shift(a, b, max_shift_px=4.0))
-            fa = torch.fft.fft2(tapered(a, window))[sel]
-            fb = torch.fft.fft2(tapered(b, window))[sel]
-            num += float((fa * fb.conj()).real.sum())
-            den_a += float(fa.abs().pow(2).sum())
-            den_b += float(fb.abs().pow(2).sum())
-    return num / (den_a * den_b) ** 0.5 if den_a * den_b > 0 else 0.0
+            sums += torch.tensor(past_nyquist_sums(tapered(a, window), tapered(b, window)))
+    num, power_a, power_b = sums.tolist()
+    return num / (power_a * power_b) ** 0.5 if power_a * power_b > 0 else 0.0
 
 
 DETECTOR_SETS = {
@@ -126,9 +130,7 @@ DETECTOR_SETS = {
 }
 
 
-def sim_movie(
-    index: int, args, *, detector: str = "k3", noise_model: str = "poisson"
-) -> tuple[torch.Tensor, MotionField, Exposure, torch.Tensor]:
+def sim_movie(index: int, args, *, detector: str = "k3", noise_model: str = "poisson") -> Movie:
     from cryozssr.simulate import SimulationConfig, simulate_movie
 
     cfg = SimulationConfig(
@@ -152,11 +154,11 @@ def sim_movie(
         pixel_size_angstrom=cfg.pixel_size_lr_angstrom,
         dose_per_frame_e_per_a2=cfg.dose_per_frame_e_per_a2,
     )
-    TRUE_MOTION["last"] = movie.motion.scaled(0.5, tuple(lr.shape[-2:]))
-    return lr, estimate_motion(lr), exposure, movie.truth_ctf.double()
+    true_motion = movie.motion.scaled(0.5, tuple(lr.shape[-2:]))
+    return Movie(lr, estimate_motion(lr), exposure, movie.truth_ctf.double(), true_motion)
 
 
-def real_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, torch.Tensor]:
+def real_movie(index: int, args) -> Movie:
     micrograph, px = bench_real.read_image(args.micrograph)
     px_hr = 2 * (px or 0.6666)
     margin = bench_real.MARGIN_HR_PX
@@ -167,17 +169,17 @@ def real_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, t
     )
     lr = box_sum(hr)
     exposure = Exposure(pixel_size_angstrom=2 * px_hr, dose_per_frame_e_per_a2=None)
-    return lr, estimate_motion(lr), exposure, padded[margin:-margin, margin:-margin]
+    return Movie(lr, estimate_motion(lr), exposure, padded[margin:-margin, margin:-margin])
 
 
-def noise_movie(index: int, args) -> tuple[torch.Tensor, MotionField, Exposure, None]:
+def noise_movie(index: int, args) -> Movie:
     g = torch.Generator().manual_seed(args.seed + 100 + index)
     drift = bench_real.drift(args.frames, total_px=4.0, seed=args.seed + 100 + index)
     n = 2 * args.size_lr
     hr = torch.poisson(torch.full((args.frames, n, n), 3.4, dtype=torch.float64), generator=g)
     lr = box_sum(hr).float()  # a flat specimen: its shifts change nothing but are the motion
     motion = MotionField(drift / 2, (args.size_lr, args.size_lr))
-    return lr, motion, Exposure(pixel_size_angstrom=3.0, dose_per_frame_e_per_a2=None), None
+    return Movie(lr, motion, Exposure(pixel_size_angstrom=3.0, dose_per_frame_e_per_a2=None), None)
 
 
 def run_method(name: str, frames, motion: MotionField, exposure: Exposure, seed: int):
@@ -420,12 +422,12 @@ def main() -> None:
         movies = []
         for i in range(args.first_movie, args.first_movie + args.n_movies):
             print(f"{name} movie {i + 1}/{args.first_movie + args.n_movies}", flush=True)
-            lr, motion, exposure, truth = makers[name](i, args)
+            lr, motion, exposure, truth, true_motion = makers[name](i, args)
             score_motion = motion
             if args.motion != "estimated":  # ablation: the simulator's own motion
-                if name not in DETECTOR_SETS:
+                if true_motion is None:
                     raise SystemExit(f"--motion {args.motion} needs a simulated set, not {name}")
-                score_motion = TRUE_MOTION["last"]
+                score_motion = true_motion
                 motion = score_motion if args.motion == "true" else motion
             movies.append(
                 score_movie(

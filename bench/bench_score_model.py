@@ -115,7 +115,7 @@ def main() -> None:
         movies = []
         for i in range(args.first_movie, args.first_movie + args.n_movies):
             print(f"{name} movie {i + 1}", flush=True)
-            lr, motion, exposure, truth = make(i, args)
+            lr, motion, exposure, truth, _ = make(i, args)
             movies.append(model_movie(lr, motion, exposure, truth, names))
         entry = {"per_movie": movies}
         if len(movies) > 1:

@@ -104,10 +104,21 @@ def past_nyquist_correlation(image: torch.Tensor, reference: torch.Tensor) -> fl
     The region is outside the LR square (``max(|ky|, |kx|) > 0.25`` cycles/px) and inside the
     radius :data:`PAST_NYQUIST_LIMIT` (1.67x the LR Nyquist): the content no LR pixel records.
     """
+    num, power_a, power_b = past_nyquist_sums(image, reference)
+    den = (power_a * power_b) ** 0.5
+    return num / den if den > 0 else 0.0
+
+
+def past_nyquist_sums(image: torch.Tensor, reference: torch.Tensor) -> tuple[float, float, float]:
+    """``(sum Re a b*, sum |a|^2, sum |b|^2)`` over :func:`past_nyquist_correlation`'s region (to
+    pool the correlation over several image pairs)."""
     a, b = torch.fft.fft2(image.double()), torch.fft.fft2(reference.double())
     ky = torch.fft.fftfreq(image.shape[-2], dtype=torch.float64, device=image.device)[:, None]
     kx = torch.fft.fftfreq(image.shape[-1], dtype=torch.float64, device=image.device)[None, :]
     sel = (torch.maximum(ky.abs(), kx.abs()) > 0.25) & (ky**2 + kx**2 < PAST_NYQUIST_LIMIT**2)
-    num = (a[sel] * b[sel].conj()).real.sum()
-    den = (a[sel].abs().pow(2).sum() * b[sel].abs().pow(2).sum()).sqrt()
-    return float(num / den) if float(den) > 0 else 0.0
+    a, b = a[sel], b[sel]
+    return (
+        float((a * b.conj()).real.sum()),
+        float(a.abs().pow(2).sum()),
+        float(b.abs().pow(2).sum()),
+    )
