@@ -314,3 +314,66 @@ def test_the_dataset_verdict_pools_its_movies_evidence():
         assert text.startswith(f"misr: recovered detail past the Nyquist: {word} (")
     assert "z beyond interpolation 3.9 pooled" in verdict(Row("misr", 3.0, figures=figures | {
         "score_z_pooled": 3.96, "score_pooled_recovered": False}))  # fmt: skip
+
+
+def test_the_score_tells_two_methods_apart_only_beyond_its_noise():
+    # a paired test over movies: an injected difference of 1 z per movie is found (and its
+    # size); two methods that score alike get an order in 5% of datasets (the test's level),
+    # whatever the number of movies; two movies state no order
+    import random
+
+    from cryozssr.evaluate.score import PAIR_LEVEL, compare_methods
+
+    rng = random.Random(1)
+    base = [rng.gauss(1.0, 1.0) for _ in range(12)]
+    better = [z + 1.0 + rng.gauss(0, 0.5) for z in base]
+    found = compare_methods(better, base)
+    assert found.order == 1 and found.n_movies == 12
+    assert abs(found.difference - 1.0) < 3 * found.difference_se
+    assert compare_methods(base, better).order == -1
+    stated = 0
+    for _ in range(2000):
+        n = rng.randint(3, 30)
+        stated += compare_methods([rng.gauss(0, 1) for _ in range(n)],
+                                  [rng.gauss(0, 1) for _ in range(n)]).order != 0  # fmt: skip
+    assert abs(stated / 2000 - PAIR_LEVEL) < 0.015  # 3 binomial SE
+    assert compare_methods([5.0, 6.0], [0.0, 0.0]).order is None  # 2 movies: no spread
+    with pytest.raises(ValueError, match="not the same movies"):
+        compare_methods([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_the_report_reads_method_against_method_with_the_truth_beside_it():
+    from cryozssr.evaluate.compare import Row
+    from cryozssr.evaluate.pairs import method_pairs, terminal_line
+    from cryozssr.evaluate.report import _pairs_section, to_json
+
+    def row(name, zs, truths):
+        r = Row(name, 3.0)
+        for i, (z, t) in enumerate(zip(zs, truths, strict=True)):
+            r.scores[f"m{i}"] = {"z": z + 1.0, "z_beyond_interpolation": z}
+            r.truth_past_nyquist[f"m{i}"] = t
+        return r
+
+    rows = [
+        Row("LR", 6.0),
+        row("bilinear", [0.1, -0.3, 0.2, 0.0], [0.02, 0.03, 0.01, 0.02]),
+        row("misr", [3.1, 2.6, 3.4, 2.9], [0.11, 0.12, 0.10, 0.12]),
+        row("mmse", [3.0, 2.9, 3.3, 2.7], [0.12, 0.12, 0.11, 0.12]),
+    ]
+    found = {(p["first"], p["second"]): p for p in method_pairs(rows)}
+    assert set(found) == {("bilinear", "misr"), ("bilinear", "mmse"), ("misr", "mmse")}
+    assert found[("bilinear", "misr")]["order"] == -1  # misr above bilinear
+    assert abs(found[("bilinear", "misr")]["z_difference"] + 3.0) < 1e-9
+    assert abs(found[("bilinear", "misr")]["truth_difference"] + 0.0925) < 1e-9
+    assert found[("misr", "mmse")]["order"] == 0  # +0.03 +- 0.1: within the score's noise
+    page = _pairs_section(rows)
+    assert "<th>misr</th><td>above (+3.0 ± 0.1); truth +0.092 ± 0.002</td>" in page
+    assert "not told apart (+0.0 ± 0.1)" in page
+    assert to_json(rows, {})["method_pairs"][0]["first"] == "bilinear"
+    assert terminal_line(method_pairs(rows)) == (
+        "score, method against method: misr > bilinear, mmse > bilinear; 1 pair(s) not told"
+        " apart (report)"
+    )
+    two = [row("misr", [3.1, 2.6], [0.1, 0.1]), row("mmse", [3.0, 2.9], [0.1, 0.1])]
+    assert "needs at least 3 movies scored by both; this evaluation has 2" in _pairs_section(two)
+    assert terminal_line(method_pairs(two)) is None

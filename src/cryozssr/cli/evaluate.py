@@ -46,6 +46,7 @@ def evaluate(
     from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
     from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
     from cryozssr.evaluate.ctf_fit import CtfFitConfig
+    from cryozssr.evaluate.pairs import method_pairs, terminal_line
     from cryozssr.evaluate.reconstruct import symmetry_matrices
     from cryozssr.evaluate.report import write_report
 
@@ -70,6 +71,9 @@ def evaluate(
     }
     report = write_report(rows, out_dir, meta=meta, lr_pixel_angstrom=rows[0].pixel_size_angstrom)
     console.print(render_table(rows, title="cryozssr evaluation"))
+    line = terminal_line(method_pairs(rows))
+    if line is not None:
+        console.print(line, markup=False, highlight=False)
     err_console.print(f"report: {report}")
 
 

@@ -55,6 +55,7 @@ class Row:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)  # movies the run did not finish
+    truth_past_nyquist: dict[str, float] = field(default_factory=dict)  # per movie, with a truth
 
 
 def _mean(values: list[float]) -> float | None:
@@ -85,10 +86,12 @@ def _accumulate(row: Row, prefix: str, res) -> None:
     entry["n"] += 1
 
 
-def _frc_entry(row: Row, image, truth, *, lr: bool) -> tuple[float, float]:
+def _frc_entry(row: Row, stem: str, image, truth, *, lr: bool) -> tuple[float, float]:
     bands = {k: (2 * lo, 2 * hi) for k, (lo, hi) in FRC_BANDS.items()} if lr else FRC_BANDS
     res = register_and_frc(image, box_sum(truth) if lr else truth, bands=bands, hr_grid=not lr)
     _accumulate(row, "frc", res)
+    if res.past_nyquist is not None:
+        row.truth_past_nyquist[stem] = float(res.past_nyquist)
     return res.shift_px
 
 
@@ -168,7 +171,7 @@ def evaluate_runs(
                     _accumulate(row, "half_frc", res)
             shift = (0.0, 0.0)
             if truth is not None:
-                shift = _frc_entry(row, image, truth, lr=row.name == "LR")
+                shift = _frc_entry(row, stem, image, truth, lr=row.name == "LR")
             try:
                 fit = fit_ctf(
                     image,

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from cryozssr.evaluate import summary
+from cryozssr.evaluate import pairs, summary
 from cryozssr.evaluate.compare import Row
 from cryozssr.io import atomic_path
 
@@ -36,6 +36,7 @@ def to_json(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
              "curves": r.curves}
             for r in rows
         ],
+        "method_pairs": pairs.method_pairs(rows),
     }  # fmt: skip
 
 
@@ -228,7 +229,7 @@ def _page(rows: Sequence[Row], plots: Sequence[Path], meta: dict[str, Any]) -> s
 <h1>cryozssr evaluation</h1>
 <p>Does 2x super-resolution recover real detail past the camera's Nyquist limit, or only
 interpolate? The first list answers it per method; the table holds the evidence.</p>
-<h2>Verdict per method</h2><ul class=verdict>{verdicts}</ul>{warns}
+<h2>Verdict per method</h2><ul class=verdict>{verdicts}</ul>{warns}{_pairs_section(rows)}
 <h2>All figures</h2><p>Means over {n_mic} micrograph(s); "a ± b": b is the spread
 (standard deviation) between micrographs. LR is the camera's own image; HR (simulations) a camera
 with 2x smaller pixels.</p>
@@ -237,6 +238,48 @@ with 2x smaller pixels.</p>
 {imgs}
 <h2>Run settings</h2><table>{settings}</table>
 </body></html>"""
+
+
+def _pairs_section(rows: Sequence[Row]) -> str:
+    """Method against method by the score (and the truth), on the movies both ran."""
+    found = pairs.method_pairs(rows)
+    if not found:
+        return ""
+    esc = html.escape
+    intro = (
+        "<h2>Method against method (no truth needed)</h2><p>Does the alias score tell two "
+        "methods apart on these movies? Each cell reads the row's method against the column's: "
+        "the difference of their score z, movie by movie (the interpolation baseline cancels "
+        "in it), mean ± its standard error; <i>above</i> or <i>below</i> only where a paired "
+        "test over the movies says so "
+        f"(two-sided 5%, at least {pairs.MIN_PAIR_MOVIES} movies); <i>not told apart</i> is a "
+        "difference within the score's noise, not evidence that the two are equal. It needs "
+        "more movies than the verdict above: the verdict's test knows its noise, this one "
+        "measures it from the spread between movies."
+    )
+    if not pairs.comparable(found):
+        n = max(p["n_movies"] for p in found)
+        return (
+            f"{intro} It needs at least {pairs.MIN_PAIR_MOVIES} movies scored by both; "
+            f"this evaluation has {n}.</p>"
+        )
+    if any(p["truth_difference"] is not None for p in found):
+        intro += " Beside it, the truth: the difference of their FRC past the Nyquist."
+    names = list(dict.fromkeys(n for p in found for n in (p["first"], p["second"])))
+    by = {(p["first"], p["second"]): p for p in found}
+    head = "<tr><th></th>" + "".join(f"<th>{esc(n)}</th>" for n in names) + "</tr>"
+    body = []
+    for a in names:
+        cells = []
+        for b in names:
+            if a == b:
+                cells.append("<td></td>")
+            elif (a, b) in by:
+                cells.append(f"<td>{esc(pairs.cell(by[(a, b)]))}</td>")
+            else:
+                cells.append(f"<td>{esc(pairs.cell(by[(b, a)], flip=True))}</td>")
+        body.append(f"<tr><th>{esc(a)}</th>{''.join(cells)}</tr>")
+    return f"{intro}</p><table>{head}{''.join(body)}</table>"
 
 
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:

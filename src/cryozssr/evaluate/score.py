@@ -127,6 +127,12 @@ from cryozssr.evaluate._alias_folds import (
     measure_frames,
     prediction_sums,
 )
+from cryozssr.evaluate._alias_pairs import (
+    MIN_PAIR_MOVIES,
+    PAIR_LEVEL,
+    MethodComparison,
+    compare_methods,
+)
 from cryozssr.evaluate._alias_result import (
     FRACTION_RECOVERED,
     HEADLINE_BAND,
@@ -156,13 +162,17 @@ __all__ = [
     "HEADLINE_BAND",
     "MAX_REGION_LR_PX",
     "MIN_FRAMES",
+    "MIN_PAIR_MOVIES",
+    "PAIR_LEVEL",
     "SCORE_BANDS",
     "Z_BOUND",
     "Z_RECOVERED",
     "AliasScore",
     "FrameSide",
+    "MethodComparison",
     "alias_score",
     "check_folds",
+    "compare_methods",
     "fit_frames",
     "interpolation_baselines",
     "is_recovered",
