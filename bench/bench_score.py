@@ -22,7 +22,11 @@ bands (:data:`FRC_BANDS`; their radial rings include in-band corners of the LR s
 Pairs of methods (ordered by ``z``, which orders the methods of one movie as ``rho`` does and
 exists where the aliased signal is too weak for ``rho``): the truth difference over movies (mean,
 standard error = the noise from repeats); a pair is *resolved* when ``|mean| > 2 SE``; the score
-must order every resolved pair as the truth does. Where a truth exists it is scored too, as if a
+must order every resolved pair as the truth does. Beside the sign of the score's difference, the
+order ``cryozssr evaluate`` states (:func:`cryozssr.evaluate.score.compare_methods` on the raw
+``z``: a paired t over the movies, two-sided 5%): ``score_order`` and ``stated_against_truth`` per
+pair. ``--combine NAME PATH:SET...`` makes one set of the movies of several runs of it (repeats
+added later). Where a truth exists it is scored too, as if a
 method had returned it from both halves (``truth (oracle)``: ``rho ~ 1``, above the Wiener bound of
 an estimate from the frames).
 
@@ -60,6 +64,7 @@ from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
     alias_score,
+    compare_methods,
     fit_frames,
     interpolation_baselines,
     local_tile_shifts,
@@ -291,14 +296,46 @@ def pairs(movies: list[dict], method_names) -> list[dict]:
         se = _se(dt)
         score_mean = sum(ds) / n
         resolved = abs(mean) > 2 * se
+        stated = compare_methods(  # on the raw z, as `evaluate` (cryozssr.evaluate.pairs)
+            [m[a]["score"]["z"] for m in movies], [m[b]["score"]["z"] for m in movies]
+        ).order
         result.append({
             "pair": [a, b], "truth_diff": round(mean, 4), "truth_diff_se": round(se, 4),
             "score_diff": round(score_mean, 4), "score_diff_se": round(_se(ds), 4),
             "raw_z_diff": round(sum(dr) / n, 4), "raw_z_diff_se": round(_se(dr), 4),
             "resolved": resolved, "agree": mean * score_mean > 0 if resolved else None,
             "agree_raw_z": mean * sum(dr) > 0 if resolved else None,
+            # the order `cryozssr evaluate` states (paired t over movies, two-sided 5%): +1 a
+            # above b, -1 below, 0 not told apart; a stated order against the truth's is a miss
+            "score_order": stated,
+            "stated_against_truth": bool(resolved and stated and stated * mean < 0),
         })  # fmt: skip
     return result
+
+
+def set_entry(movies: list[dict], method_names, name: str) -> dict:
+    """A set's record: its movies, the summary table, the pairs and their counts."""
+    entry = {"per_movie": movies, "summary": summary_table(movies, method_names)}
+    if name != "noise":
+        entry["pairs"] = pairs(movies, method_names)
+        resolved = [p for p in entry["pairs"] if p["resolved"]]
+        entry["resolved_pairs_in_truth_order"] = (
+            f"{sum(p['agree'] for p in resolved)}/{len(resolved)}"
+        )
+        entry["resolved_pairs_in_truth_order_raw_z"] = (
+            f"{sum(p['agree_raw_z'] for p in resolved)}/{len(resolved)}"
+        )
+        entry["resolved_pairs_told_apart"] = (
+            f"{sum(bool(p['score_order']) and not p['stated_against_truth'] for p in resolved)}"
+            f"/{len(resolved)}"
+        )
+        entry["resolved_pairs_told_apart_against_truth"] = sum(
+            p["stated_against_truth"] for p in resolved
+        )
+    entry["interpolators_recovered"] = {
+        m: entry["summary"][m]["recovered"] for m in INTERPOLATORS if m in method_names
+    }
+    return entry
 
 
 def _shown(score: dict) -> bool:
@@ -397,8 +434,17 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="cross-validation folds")
     ap.add_argument("--label", default="", help="suffix of the sets' names in the output")
     ap.add_argument("--merge", type=Path, nargs="*", help="merge these outputs into --out, stop")
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        metavar=("NAME", "PATH:SET"),
+        help="one set NAME of the movies of PATH:SET... (repeats of a set) into --out, stop",
+    )
     ap.add_argument("--markdown", action="store_true", help="print --out's tables, stop")
     args = ap.parse_args()
+    if args.combine:
+        combine(args.combine[1:], args.combine[0], args.out)
+        return
     if args.merge:
         merge(args.merge, args.out)
         return
@@ -442,19 +488,7 @@ def main() -> None:
                     score_motion=score_motion,
                 )
             )
-        entry = {"per_movie": movies, "summary": summary_table(movies, method_names)}
-        if name != "noise":
-            entry["pairs"] = pairs(movies, method_names)
-            resolved = [p for p in entry["pairs"] if p["resolved"]]
-            entry["resolved_pairs_in_truth_order"] = (
-                f"{sum(p['agree'] for p in resolved)}/{len(resolved)}"
-            )
-            entry["resolved_pairs_in_truth_order_raw_z"] = (
-                f"{sum(p['agree_raw_z'] for p in resolved)}/{len(resolved)}"
-            )
-        entry["interpolators_recovered"] = {
-            m: entry["summary"][m]["recovered"] for m in INTERPOLATORS if m in method_names
-        }
+        entry = set_entry(movies, method_names, name)
         results[name + args.label] = entry
         print(
             json.dumps({k: v for k, v in entry.items() if k != "per_movie"}, indent=1), flush=True
@@ -474,15 +508,48 @@ def main() -> None:
     print(f"wrote {args.out} ({summary['total_seconds']:.0f} s)")
 
 
+def combine(sources: list[str], name: str, out: Path) -> None:
+    """One set ``name`` from the movies of several runs of it (``PATH:SET`` each, in order): its
+    summary and pairs recomputed over all of them (repeats added to a set)."""
+    movies, commands, runs = [], [], {}
+    for source in sources:
+        path, _, set_name = source.rpartition(":")
+        record = json.loads(Path(path).read_text())
+        movies += record["sets"][set_name]["per_movie"]
+        run = record.get("runs", {}).get(set_name, record)
+        commands.append(run["command"])
+        runs = run
+    methods_of = [[k for k in m if k != ORACLE] for m in movies]
+    if any(m != methods_of[0] for m in methods_of):
+        raise SystemExit(f"--combine {name}: the runs score different methods")
+    size = runs["sizes"].rsplit(",", 1)[0]
+    record = {
+        "command": " ; ".join(commands),
+        "sizes": f"{size}, {len(movies)} movies per set",
+        "folds": runs["folds"],
+        "bands_cycles_per_hr_px": FRC_BANDS,
+        "sets": {name: set_entry(movies, methods_of[0], name)},
+        "machine": runs.get("machine"),
+    }
+    out.write_text(json.dumps(record, indent=1))
+    print(f"wrote {out}: {name}, {len(movies)} movies")
+
+
 def merge(paths: list[Path], out: Path) -> None:
     """One file from several runs (one per set, run in parallel): sets, commands, machines."""
     merged: dict = {"cryozssr_version": cryozssr.__version__, "runs": {}, "sets": {}}
     for path in paths:
         record = json.loads(path.read_text())
         for name, entry in record["sets"].items():
+            if "per_movie" in entry:  # the summary and pairs as this script makes them now
+                methods = [k for k in entry["per_movie"][0] if k != ORACLE]
+                entry = set_entry(entry["per_movie"], methods, name.split("_")[0])
             merged["sets"][name] = entry
+            run = record.get("runs", {}).get(name, record)  # a merged file keeps them per set
             merged["runs"][name] = {
-                k: record.get(k) for k in ("command", "sizes", "folds", "total_seconds", "machine")
+                k: run.get(k)
+                for k in ("command", "sizes", "folds", "total_seconds", "machine", "note")
+                if run.get(k) is not None
             }
         merged["bands_cycles_per_hr_px"] = record["bands_cycles_per_hr_px"]
     out.write_text(json.dumps(merged, indent=1))
@@ -512,7 +579,15 @@ def markdown(record: dict) -> str:
         out.append(
             f"**{name}** ({run.get('sizes', '')}): resolved pairs in the truth's order "
             f"{entry.get('resolved_pairs_in_truth_order', '–')} (raw z: "
-            f"{entry.get('resolved_pairs_in_truth_order_raw_z', '–')})\n"
+            f"{entry.get('resolved_pairs_in_truth_order_raw_z', '–')})"
+            + (
+                "; told apart by the score in the truth's order (`evaluate`'s paired test) "
+                f"{entry['resolved_pairs_told_apart']}, against it "
+                f"{entry['resolved_pairs_told_apart_against_truth']}"
+                if "resolved_pairs_told_apart" in entry
+                else ""
+            )
+            + "\n"
         )
         out.append(
             "| method | truth past Nyq | z beyond interp. | raw z | score ρ | % of what the "
@@ -562,6 +637,11 @@ def markdown(record: dict) -> str:
             verdict = "not resolved"
             if p["resolved"]:
                 verdict = "resolved, " + ("agrees" if p["agree"] else "MISORDERED")
+                if "score_order" in p:
+                    verdict += {
+                        0: "; not told apart by the score",
+                        None: "",
+                    }.get(p["score_order"], "; told apart by the score")
                 verdict += " (raw z: " + ("agrees" if p["agree_raw_z"] else "misordered") + ")"
             out.append(
                 f"\n{a} − {b}: truth {p['truth_diff']:+.4f} ± {p['truth_diff_se']:.4f} (SE over "
