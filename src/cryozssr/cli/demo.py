@@ -47,7 +47,7 @@ def demo(
     The defaults take about 5 minutes on an idle 2-core CPU (4.8 min measured, with the half-set
     runs and scores; --no-score skips them). Example: cryozssr demo --out demo/
     """
-    from cryozssr.cli.evaluate import render_table
+    from cryozssr.cli.evaluate import print_summary
     from cryozssr.pipeline.demo import DemoConfig, run_demo
 
     config = DemoConfig(
@@ -80,5 +80,5 @@ def demo(
         rows, report = run_demo(
             config, command=command_line(), on_stage=on_stage, on_progress=on_progress
         )
-    console.print(render_table(rows, title="cryozssr demo"))
+    print_summary(rows, title="cryozssr demo")
     console.print(f"report: {report}")

@@ -46,7 +46,6 @@ def evaluate(
     from cryozssr.evaluate.collect import read_run_dir, read_sim_dir
     from cryozssr.evaluate.compare import EvaluateConfig, evaluate_runs
     from cryozssr.evaluate.ctf_fit import CtfFitConfig
-    from cryozssr.evaluate.pairs import method_pairs, terminal_line
     from cryozssr.evaluate.reconstruct import symmetry_matrices
     from cryozssr.evaluate.report import write_report
 
@@ -70,11 +69,18 @@ def evaluate(
         "config": {"do_3d": config.do_3d, "symmetry": symmetry, "ctf_tile_px": tile},
     }
     report = write_report(rows, out_dir, meta=meta, lr_pixel_angstrom=rows[0].pixel_size_angstrom)
-    console.print(render_table(rows, title="cryozssr evaluation"))
+    print_summary(rows, title="cryozssr evaluation")
+    err_console.print(f"report: {report}")
+
+
+def print_summary(rows, *, title: str) -> None:
+    """The 80-column table, then the score's method-against-method line (where it has one)."""
+    from cryozssr.evaluate.pairs import method_pairs, terminal_line
+
+    console.print(render_table(rows, title=title))
     line = terminal_line(method_pairs(rows))
     if line is not None:
         console.print(line, markup=False, highlight=False)
-    err_console.print(f"report: {report}")
 
 
 def render_table(rows, *, title: str):
