@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 from cryozssr.evaluate.compare import Row
-from cryozssr.evaluate.score import MIN_PAIR_MOVIES, compare_methods
+from cryozssr.evaluate.score import MIN_PAIR_MOVIES, PAIR_LEVEL, compare_methods
 
 
 def method_pairs(rows: Sequence[Row]) -> list[dict]:
@@ -88,4 +88,4 @@ def terminal_line(pairs: Sequence[dict]) -> str | None:
     )
 
 
-__all__ = ["MIN_PAIR_MOVIES", "cell", "comparable", "method_pairs", "terminal_line"]
+__all__ = ["MIN_PAIR_MOVIES", "PAIR_LEVEL", "cell", "comparable", "method_pairs", "terminal_line"]
