@@ -313,10 +313,11 @@ def pairs(movies: list[dict], method_names) -> list[dict]:
     return result
 
 
-def set_entry(movies: list[dict], method_names, name: str) -> dict:
-    """A set's record: its movies, the summary table, the pairs and their counts."""
+def set_entry(movies: list[dict], method_names) -> dict:
+    """A set's record: its movies, the summary table, and where a truth exists (not the noise
+    set) the pairs and their counts."""
     entry = {"per_movie": movies, "summary": summary_table(movies, method_names)}
-    if name != "noise":
+    if all(m[k].get("truth_past_nyquist") is not None for m in movies for k in method_names):
         entry["pairs"] = pairs(movies, method_names)
         resolved = [p for p in entry["pairs"] if p["resolved"]]
         entry["resolved_pairs_in_truth_order"] = (
@@ -488,7 +489,7 @@ def main() -> None:
                     score_motion=score_motion,
                 )
             )
-        entry = set_entry(movies, method_names, name)
+        entry = set_entry(movies, method_names)
         results[name + args.label] = entry
         print(
             json.dumps({k: v for k, v in entry.items() if k != "per_movie"}, indent=1), flush=True
@@ -511,25 +512,23 @@ def main() -> None:
 def combine(sources: list[str], name: str, out: Path) -> None:
     """One set ``name`` from the movies of several runs of it (``PATH:SET`` each, in order): its
     summary and pairs recomputed over all of them (repeats added to a set)."""
-    movies, commands, runs = [], [], {}
+    movies, runs = [], []
     for source in sources:
         path, _, set_name = source.rpartition(":")
         record = json.loads(Path(path).read_text())
         movies += record["sets"][set_name]["per_movie"]
-        run = record.get("runs", {}).get(set_name, record)
-        commands.append(run["command"])
-        runs = run
+        runs.append(record.get("runs", {}).get(set_name, record))  # a merged file: per set
     methods_of = [[k for k in m if k != ORACLE] for m in movies]
     if any(m != methods_of[0] for m in methods_of):
         raise SystemExit(f"--combine {name}: the runs score different methods")
-    size = runs["sizes"].rsplit(",", 1)[0]
+    size = runs[-1]["sizes"].rsplit(",", 1)[0]
     record = {
-        "command": " ; ".join(commands),
+        "command": " ; ".join(r["command"] for r in runs),
         "sizes": f"{size}, {len(movies)} movies per set",
-        "folds": runs["folds"],
+        "folds": runs[-1]["folds"],
         "bands_cycles_per_hr_px": FRC_BANDS,
-        "sets": {name: set_entry(movies, methods_of[0], name)},
-        "machine": runs.get("machine"),
+        "sets": {name: set_entry(movies, methods_of[0])},
+        "machine": runs[-1].get("machine"),
     }
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}: {name}, {len(movies)} movies")
@@ -543,7 +542,7 @@ def merge(paths: list[Path], out: Path) -> None:
         for name, entry in record["sets"].items():
             if "per_movie" in entry:  # the summary and pairs as this script makes them now
                 methods = [k for k in entry["per_movie"][0] if k != ORACLE]
-                entry = set_entry(entry["per_movie"], methods, name.split("_")[0])
+                entry = set_entry(entry["per_movie"], methods)
             merged["sets"][name] = entry
             run = record.get("runs", {}).get(name, record)  # a merged file keeps them per set
             merged["runs"][name] = {

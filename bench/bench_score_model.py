@@ -51,8 +51,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_score
 from _machine import machine
-from cryozssr.evaluate._alias_folds import _projected_prediction, measure_frames
-from cryozssr.evaluate.score import plan_folds
+from cryozssr.evaluate._alias_folds import _cut, _projected_prediction, measure_frames
+from cryozssr.evaluate.score import fit_frames, plan_folds
 from cryozssr.ops import box_sum
 
 METHODS = ("bilinear", "shift-add", "misr", "mmse")
@@ -60,26 +60,16 @@ METHODS = ("bilinear", "shift-add", "misr", "mmse")
 
 @contextlib.contextmanager
 def recording_expectations():
-    """Patch the simulator's counting to also keep each frame's expected counts (HR, float64).
-
-    The counts drawn are unchanged (same generator calls); the expectation is what the counting
-    statistics give on average: efficiency and coincidence loss, then the multiple counts that
-    each pixel receives from its 4 neighbours (``p / 4`` of each neighbour's detected rate).
-    """
+    """Patch the simulator's counting to also keep each frame's expected counts (HR, float64:
+    :func:`cryozssr.simulate.counting.expected_counts`). The counts drawn are unchanged."""
     import cryozssr.simulate.movie as sim
+    from cryozssr.simulate.counting import expected_counts
 
     kept = []
     original = sim.count_electrons
 
     def counting(expected_e_per_px, *, stats, generator=None):
-        lam = expected_e_per_px.clamp(min=0).double()
-        if stats is not None:
-            mean = lam.mean(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
-            lam = lam * stats.efficiency * stats.coincidence_fraction(lam / mean)
-            p = stats.multiple_count_probability
-            near = sum(torch.roll(lam, k, dims=d) for k in (1, -1) for d in (-2, -1))
-            lam = lam + p / 4 * near
-        kept.append(lam.cpu())
+        kept.append(expected_counts(expected_e_per_px.double(), stats=stats).cpu())
         return original(expected_e_per_px, stats=stats, generator=generator)
 
     sim.count_electrons = counting
@@ -103,7 +93,7 @@ def fold_motions(lr, motion) -> tuple[list, torch.Tensor]:
     fits = []
     for held in plan_folds(t):
         held = sorted(held)
-        fit = [i for i in range(t) if i not in set(held)]
+        fit = fit_frames(t, held)
         g = estimate_motion(lr[fit]).global_shifts_px.double()
         g = g + (motion.global_shifts_px[fit].double() - g).mean(0)
         fits.append(MotionField(g.float(), tuple(lr.shape[-2:])))
@@ -130,11 +120,8 @@ def model_movie(
     frames = [side.spectra[f.held] for f in side.folds]
     expected = None
     if expected_lr is not None:
-        side_e = measure_frames(
-            expected_lr, shifts, held_out=plan_folds(lr.shape[0]),
-            exposure=exposure,
-        )  # fmt: skip
-        expected = [side_e.spectra[f.held] for f in side.folds]
+        cut = [_cut(side, i, expected_lr[i].double()) for i in range(lr.shape[0])]
+        expected = [torch.stack([cut[i] for i in f.held]).to(torch.complex64) for f in side.folds]
     model = [_projected_prediction(side, f, truth) for f in side.folds]
 
     def dot(a, b) -> float:

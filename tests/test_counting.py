@@ -14,6 +14,7 @@ from cryozssr.simulate.counting import (
     COUNTING,
     CountingStatistics,
     count_electrons,
+    expected_counts,
     counting_statistics,
     noise_power_spectrum,
 )
@@ -115,3 +116,18 @@ def test_multiple_counting_transfer_is_what_the_simulator_divides_out():
     transfer = multiple_count_transfer_rfft((SIZE, SIZE), oversample=1, p=p)[0, cycles]
     assert modulation.item() == pytest.approx(0.5 * transfer.item(), rel=0.03)
     assert transfer.item() < 0.95  # the effect is there to be measured
+
+
+@pytest.mark.parametrize("detector", ["falcon4ec", None])
+def test_expected_counts_are_the_mean_of_the_counts(detector):
+    # an image with structure (the coincidence loss and the neighbours' repeats depend on it):
+    # the mean of many counted frames is the expectation, pixel by pixel, within its noise
+    stats = None if detector is None else COUNTING[detector]
+    gen = torch.Generator().manual_seed(4)
+    lam = (3.0 + torch.randn(32, 32, generator=gen)).clamp(min=0.1)
+    n = 2000
+    counts = count_electrons(lam.expand(n, 32, 32), stats=stats, generator=gen).double()
+    expected = expected_counts(lam.double(), stats=stats)
+    z = (counts.mean(0) - expected) / (counts.var(0) / n).sqrt()
+    # (without the neighbours' repeats, the Falcon 4 pixels' z would average +8)
+    assert abs(z.mean().item()) < 0.1 and z.std().item() == pytest.approx(1.0, abs=0.1)

@@ -181,12 +181,10 @@ def count_electrons(
     loss), then each count is repeated in a random 4-neighbour with probability ``p`` (periodic
     borders, as the simulated frame is periodic).
     """
-    lam = expected_e_per_px.clamp(min=0)
-    if stats is None:
-        return torch.poisson(lam, generator=generator).to(torch.int32)
-    mean = lam.mean(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
-    lam = lam * stats.efficiency * stats.coincidence_fraction(lam / mean)
+    lam = _detected_rate(expected_e_per_px, stats)
     counts = torch.poisson(lam, generator=generator)
+    if stats is None:
+        return counts.to(torch.int32)
     p = stats.multiple_count_probability
     if p == 0:
         return counts.to(torch.int32)
@@ -204,3 +202,27 @@ def count_electrons(
             share = remaining
         out += torch.roll(share, shift, dims=dim)
     return out.to(torch.int32)
+
+
+def expected_counts(
+    expected_e_per_px: torch.Tensor, *, stats: CountingStatistics | None
+) -> torch.Tensor:
+    """The mean of :func:`count_electrons` (float, same shape): the detected rate after
+    efficiency and coincidence loss, plus the ``p / 4`` of each 4-neighbour's detected rate that
+    multiple counting adds to a pixel (periodic borders)."""
+    lam = _detected_rate(expected_e_per_px, stats)
+    if stats is None or stats.multiple_count_probability == 0:
+        return lam
+    near = sum(torch.roll(lam, k, dims=d) for k in (1, -1) for d in (-2, -1))
+    return lam + stats.multiple_count_probability / 4 * near
+
+
+def _detected_rate(expected_e_per_px: torch.Tensor, stats: CountingStatistics | None):
+    """Electrons per pixel that are counted (before multiple counting): all of them for an ideal
+    counter; else thinned by the efficiency and the coincidence loss at the local rate relative
+    to the frame's mean."""
+    lam = expected_e_per_px.clamp(min=0)
+    if stats is None:
+        return lam
+    mean = lam.mean(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+    return lam * stats.efficiency * stats.coincidence_fraction(lam / mean)
