@@ -14,8 +14,8 @@ from cryozssr.simulate.counting import (
     COUNTING,
     CountingStatistics,
     count_electrons,
-    expected_counts,
     counting_statistics,
+    expected_counts,
     noise_power_spectrum,
 )
 
