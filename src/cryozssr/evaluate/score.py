@@ -155,6 +155,10 @@ MIN_FRAMES = 10
 #: 1024 px square. Its ``z`` grows as the square root of the pixels: a 1024 px square has twice a
 #: 512 px movie's.
 MAX_REGION_LR_PX = 1024
+#: LR px of the movie kept around that square when the method's fold runs are made on it rather
+#: than on the whole movie (:func:`score_box`): the method's own treatment of the image's edges
+#: and the frames' drift stay outside the square.
+SCORE_MARGIN_LR_PX = 64
 
 __all__ = [
     "DEFAULT_FOLDS",
@@ -165,6 +169,7 @@ __all__ = [
     "MIN_PAIR_MOVIES",
     "PAIR_LEVEL",
     "SCORE_BANDS",
+    "SCORE_MARGIN_LR_PX",
     "Z_BOUND",
     "Z_RECOVERED",
     "AliasScore",
@@ -179,6 +184,7 @@ __all__ = [
     "local_tile_shifts",
     "measure_frames",
     "plan_folds",
+    "score_box",
     "score_record",
     "score_region",
 ]
@@ -283,6 +289,8 @@ def score_record(
     held_out: Sequence[Sequence[int]],
     exposure: Exposure | None = None,
     baselines: Iterable[torch.Tensor] | None = None,
+    region: Sequence[int] | None = None,
+    origin_lr_px: Sequence[int] = (0, 0),
 ) -> dict:
     """:func:`alias_score` as a run record's JSON entry; a movie it cannot score gets ``error``.
 
@@ -290,9 +298,11 @@ def score_record(
     each held-out frame's prediction), or its global shifts ``(t, 2)`` alone.
     A movie larger than :data:`MAX_REGION_LR_PX` is scored on its central square (the frames,
     and the fits and baselines on the same region at 2x): ``region_lr_px`` in the record,
-    ``[y0, x0, h, w]`` on the LR grid.
+    ``[y0, x0, h, w]`` on the LR grid. ``frames`` may be a box cut from the movie around it
+    (:func:`score_box`): ``region`` is then the square inside ``frames`` and ``origin_lr_px`` the
+    box's corner in the movie, which the record's ``region_lr_px`` is given in.
     """
-    y0, x0, h, w = region = score_region(tuple(frames.shape[-2:]))
+    y0, x0, h, w = region = list(region or score_region(tuple(frames.shape[-2:])))
     field = motion if isinstance(motion, MotionField) else None
     try:
         side = measure_frames(
@@ -303,9 +313,10 @@ def score_record(
             baselines=None if baselines is None else _cropped(baselines, region),
             local_hr_px=None if field is None else local_tile_shifts(field, region),
         )
-        return {**alias_score(side, _cropped(fits, region)).to_dict(), "region_lr_px": region}
+        record = alias_score(side, _cropped(fits, region)).to_dict()
     except (ValueError, RuntimeError) as exc:  # an optional figure must not fail the movie
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
+    return {**record, "region_lr_px": [y0 + origin_lr_px[0], x0 + origin_lr_px[1], h, w]}
 
 
 def score_region(shape: tuple[int, int], *, max_px: int | None = None) -> list[int]:
@@ -314,6 +325,20 @@ def score_region(shape: tuple[int, int], *, max_px: int | None = None) -> list[i
     limit = MAX_REGION_LR_PX if max_px is None else max_px
     h, w = (min(int(n), limit) for n in shape)
     return [(int(shape[0]) - h) // 2, (int(shape[1]) - w) // 2, h, w]
+
+
+def score_box(
+    shape: tuple[int, int], *, margin_px: int | None = None
+) -> tuple[list[int], list[int]]:
+    """``(box, region)``: the part of an LR movie of ``shape`` the method's fold runs need, the
+    score's square (:func:`score_region`) and ``margin_px`` (default :data:`SCORE_MARGIN_LR_PX`)
+    around it within the movie, both ``[y0, x0, h, w]``: ``box`` in the movie, ``region`` in the
+    box. A movie no larger than the square is its own box."""
+    margin = SCORE_MARGIN_LR_PX if margin_px is None else margin_px
+    y0, x0, h, w = score_region(shape)
+    by, bx = max(0, y0 - margin), max(0, x0 - margin)
+    bh, bw = min(int(shape[0]), y0 + h + margin) - by, min(int(shape[1]), x0 + w + margin) - bx
+    return [by, bx, bh, bw], [y0 - by, x0 - bx, h, w]
 
 
 def _cropped(images: Iterable[torch.Tensor], region: Sequence[int]) -> Iterable[torch.Tensor]:

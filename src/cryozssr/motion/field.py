@@ -12,6 +12,7 @@ bilinearly (``grid_sample`` with ``align_corners=False``), clamped at the border
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +96,32 @@ class MotionField:
         """
         loc = None if self.local_shifts_px is None else self.local_shifts_px[frame_indices]
         return MotionField(self.global_shifts_px[frame_indices], self.image_shape, loc)
+
+    def crop(self, box: tuple[int, int, int, int] | list[int]) -> MotionField:
+        """The motion of the sub-image ``box = [y0, x0, h, w]`` of the frames, in its own pixels.
+
+        The global trajectory is the same (it moves every pixel alike). The local part is taken
+        at the nodes of a new grid over the box, at least as dense as this one's (nodes where
+        :meth:`shifts_at` puts them, so the two fields agree there and differ between nodes only
+        by the difference of two bilinear interpolants). The whole frame is ``self`` itself.
+        """
+        y0, x0, h, w = (int(v) for v in box)
+        big_h, big_w = self.image_shape
+        if h < 1 or w < 1 or y0 < 0 or x0 < 0 or y0 + h > big_h or x0 + w > big_w:
+            raise ValueError(f"box {[y0, x0, h, w]} is not inside the {big_h} x {big_w} frames")
+        if (y0, x0, h, w) == (0, 0, big_h, big_w):
+            return self
+        if self.local_shifts_px is None:
+            return MotionField(self.global_shifts_px, (h, w))
+        gh, gw = self.local_shifts_px.shape[1:3]
+        nh, nw = max(1, math.ceil(gh * h / big_h)), max(1, math.ceil(gw * w / big_w))
+        dev = self.local_shifts_px.device
+        ys = y0 + (torch.arange(nh, dtype=torch.float32, device=dev) + 0.5) * h / nh - 0.5
+        xs = x0 + (torch.arange(nw, dtype=torch.float32, device=dev) + 0.5) * w / nw - 0.5
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        local = self._local_at(torch.stack([yy.flatten(), xx.flatten()], dim=-1))
+        local = local.reshape(self.n_frames, nh, nw, 2).to(self.local_shifts_px.dtype)
+        return MotionField(self.global_shifts_px, (h, w), local)
 
     def to_angstrom_xy(self, pixel_size_angstrom: float) -> list[list[float]]:
         """Global trajectory as ``[[x, y], ...]`` in Angstrom (the run JSON's ``trajectory_angstrom``)."""

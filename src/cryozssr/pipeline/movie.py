@@ -294,12 +294,14 @@ def _run_on(
 def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
     """The alias score (:mod:`cryozssr.evaluate.score`): the method run on all frames but each
     fold's held-out ones, one fit at a time (with 2 folds: the half sets), judged beside the
-    folds' bilinear baseline."""
+    folds' bilinear baseline. A movie larger than the score's square gets its fold runs and
+    baselines made on the square and a margin (:func:`~cryozssr.evaluate.score.score_box`)."""
     from cryozssr.evaluate.score import (
         DEFAULT_FOLDS,
         fit_frames,
         interpolation_baselines,
         plan_folds,
+        score_box,
         score_record,
     )
 
@@ -308,12 +310,17 @@ def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
         held = plan_folds(t, n_folds=cfg.score_folds or DEFAULT_FOLDS)
     except ValueError as exc:
         return {"error": str(exc), "verdict": f"not scored: {exc}"}
+    box, region = score_box(tuple(frames.shape[-2:]))
+    y0, x0, h, w = box
+    if [y0, x0, h, w] != [0, 0, *frames.shape[-2:]]:
+        frames, motion = frames[:, y0 : y0 + h, x0 : x0 + w], motion.crop(box)
     if held == [list(range(0, t, 2)), list(range(1, t, 2))]:
-        fits = iter(halves[::-1])  # fold 0 holds out the even frames: its fit is the odd half
+        # fold 0 holds out the even frames: its fit is the odd half
+        fits = iter([half[2 * y0 : 2 * (y0 + h), 2 * x0 : 2 * (x0 + w)] for half in halves[::-1]])
     else:
         fits = (
-            _finite(_run_on(frames, fit_frames(t, h), motion, exposure, cfg, name, on_progress))
-            for h in held
+            _finite(_run_on(frames, fit_frames(t, f), motion, exposure, cfg, name, on_progress))
+            for f in held
         )
     baselines = interpolation_baselines(frames, motion, held, exposure=exposure)
     return score_record(  # opt-in: a gain-corrected movie is made whole for it
@@ -323,6 +330,8 @@ def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
         held_out=held,
         exposure=exposure,
         baselines=baselines,
+        region=region,
+        origin_lr_px=(y0, x0),
     )
 
 
