@@ -16,7 +16,7 @@ It needs every method's fold images at once, which ``cryozssr run`` (one method 
 keep: the question is whether it would be worth a joint scoring command.
 
     python bench/bench_score_pairs.py --set falcon4 --n-movies 8 --out /tmp/pairs_falcon4.json
-    python bench/bench_score_pairs.py --analyse bench/results/score_pairs.json
+    python bench/bench_score_pairs.py --analyse bench/results/score_pairs.json   # the tables
 """
 
 from __future__ import annotations
@@ -130,6 +130,9 @@ def analyse(movies: list[dict]) -> list[dict]:
         stouffer = sum(zab) / math.sqrt(n)
         t_order = int(t_stat > critical) - int(t_stat < -critical)
         s_order = int(stouffer > LEVEL_Z) - int(stouffer < -LEVEL_Z)
+        # the same z_ab with the movies' own spread (random effects): a t over movies of z_ab
+        t_ab = statistics.mean(zab) / (statistics.stdev(zab) / math.sqrt(n))
+        t_ab_order = int(t_ab > critical) - int(t_ab < -critical)
         resolved = abs(t_mean) > 2 * t_se
         rows.append({
             "pair": [a, b],
@@ -142,6 +145,8 @@ def analyse(movies: list[dict]) -> list[dict]:
             "stouffer_order": s_order,
             "t_verdict": _verdict(resolved, t_order, t_mean),
             "stouffer_verdict": _verdict(resolved, s_order, t_mean),
+            "t_on_z_ab": round(t_ab, 2),
+            "t_on_z_ab_verdict": _verdict(resolved, t_ab_order, t_mean),
         })  # fmt: skip
     return rows
 
@@ -177,22 +182,25 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(bench_score.METHODS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--analyse", type=Path, nargs="+", help="per-movie outputs to analyse, stop")
+    ap.add_argument(
+        "--analyse", type=Path, help="per-movie outputs to analyse (written into the file), stop"
+    )
     args = ap.parse_args()
     if args.analyse:
-        for path in args.analyse:
-            record = json.loads(path.read_text())
-            for name, movies in record["sets"].items():
-                rows = analyse(movies)
-                print(f"== {name} ({len(movies)} movies)")
-                print(json.dumps({"t": _counts(rows, "t_verdict"),
-                                  "stouffer": _counts(rows, "stouffer_verdict")}))  # fmt: skip
-                for r in rows:
-                    print(
-                        f"  {'|'.join(r['pair']):20s} truth {r['truth_diff']:+.4f} ± "
-                        f"{r['truth_diff_se']:.4f}  t: {r['t_verdict']:18s} Stouffer "
-                        f"{r['stouffer_z']:+6.2f}: {r['stouffer_verdict']}"
-                    )
+        record = json.loads(args.analyse.read_text())
+        record["analysis"] = {}
+        for name, movies in record["sets"].items():
+            rows = analyse(movies)
+            counts = {k: _counts(rows, f"{k}_verdict") for k in ("t", "stouffer", "t_on_z_ab")}
+            record["analysis"][name] = {"n_movies": len(movies), **counts, "pairs": rows}
+            print(f"== {name} ({len(movies)} movies)\n{json.dumps(counts)}")
+            for r in rows:
+                print(
+                    f"  {'|'.join(r['pair']):20s} truth {r['truth_diff']:+.4f} ± "
+                    f"{r['truth_diff_se']:.4f}  t: {r['t_verdict']:18s} Stouffer "
+                    f"{r['stouffer_z']:+6.2f}: {r['stouffer_verdict']}"
+                )
+        args.analyse.write_text(json.dumps(record, indent=1))
         return
     if args.out is None:
         ap.error("--out is needed to run movies")

@@ -335,6 +335,7 @@ def test_a_large_movies_fold_runs_are_made_on_its_square_and_a_margin(monkeypatc
     # whole movie: the same verdict, z within 1% (misr here, 0.2% measured), on the square's
     # place in the movie
     import cryozssr.evaluate.score as score
+    from cryozssr.frames import GainCorrected
     from cryozssr.pipeline import methods
     from cryozssr.pipeline import movie as pipeline_movie
 
@@ -360,12 +361,19 @@ def test_a_large_movies_fold_runs_are_made_on_its_square_and_a_margin(monkeypatc
     assert boxed["region_lr_px"] == whole["region_lr_px"] == [22, 22, 84, 84]
     assert boxed["recovered"] and whole["recovered"]
     assert boxed["z"] == pytest.approx(whole["z"], rel=0.01)
+    # a movie held as integer counts and a gain is cut to the box as a tensor: the same score
+    monkeypatch.setattr(score, "SCORE_MARGIN_LR_PX", 16)
+    gain = torch.full((128, 128), 0.5)
+    counts = GainCorrected(lr.round().to(torch.int16), gain)
+    assert pipeline_movie._score(counts, motion, exposure, cfg, [], "m", None) == (
+        pipeline_movie._score(lr.round() * 0.5, motion, exposure, cfg, [], "m", None)
+    )
     # with 2 folds the half sets are the fits: cut to the box, no more runs of the method
     halves = [misr(lr[i::2], motion.select(list(range(i, 16, 2)))) for i in (0, 1)]
-    monkeypatch.setattr(score, "SCORE_MARGIN_LR_PX", 16)
     cfg = RunConfig(method="misr", half_sets=True, score_folds=2, device="cpu")
+    runs = len(seen)
     two = pipeline_movie._score(lr, motion, exposure, cfg, halves, "m", None)
-    assert len(seen) == 6 and two["n_folds"] == 2 and two["recovered"]
+    assert len(seen) == runs and two["n_folds"] == 2 and two["recovered"]
     assert two["region_lr_px"] == [22, 22, 84, 84]
 
 
