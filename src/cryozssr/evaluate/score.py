@@ -302,7 +302,8 @@ def score_record(
     (:func:`score_box`): ``region`` is then the square inside ``frames`` and ``origin_lr_px`` the
     box's corner in the movie, which the record's ``region_lr_px`` is given in.
     """
-    y0, x0, h, w = region = list(region or score_region(tuple(frames.shape[-2:])))
+    region = score_region(tuple(frames.shape[-2:])) if region is None else list(region)
+    y0, x0, h, w = region
     field = motion if isinstance(motion, MotionField) else None
     try:
         side = measure_frames(

@@ -323,7 +323,8 @@ def _score(frames, motion, exposure, cfg, halves, name, on_progress) -> dict:
             for f in held
         )
     baselines = interpolation_baselines(frames, motion, held, exposure=exposure)
-    return score_record(  # opt-in: a gain-corrected movie is made whole for it
+    # opt-in: a gain-corrected movie is made whole for it (a larger one is already its box)
+    return score_record(
         as_tensor(frames),
         motion,
         fits=fits,
