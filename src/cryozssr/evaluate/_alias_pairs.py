@@ -14,7 +14,9 @@ On the benchmark sets (``bench/bench_score.py``, README "Checking your own data"
 states agree with the truth's FRC past the Nyquist on every set but one: interpolation against
 the multi-frame methods wherever the frames hold aliased signal, shift-add, misr and mmse among
 themselves only where they differ by more than the score's noise (not at all at Falcon 4's
-384 px x 20 frames, 22 movies, where they differ by 5-15%). The exception is 15 e/A^2 per
+384 px x 20 frames, 22 movies, where they differ by 5-15%; at the 1024 px x 40 frames a real
+detector's movie is scored on, 6 movies, mmse above misr and shift-add, shift-add and misr not
+told apart). The exception is 15 e/A^2 per
 frame, where damage leaves the frames almost no aliased signal: 2 of 13 pairs the truth
 resolves are stated against it (0.65 expected at 5% by chance).
 """
