@@ -34,22 +34,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_score
-from cryozssr.evaluate._alias_folds import N_SHELLS, _projected_prediction
-from cryozssr.evaluate._alias_result import HEADLINE_BAND
+from cryozssr.evaluate._alias_folds import N_ROWS, _projected_prediction
+from cryozssr.evaluate._alias_result import HEADLINE_BAND, _beyond, shell_centres_k_lr
 from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
+    PAIR_LEVEL,
     fit_frames,
     local_tile_shifts,
     measure_frames,
     plan_folds,
 )
 
-LEVEL_Z = 1.959964  # two-sided 5%
-
 
 def _headline_shells() -> torch.Tensor:
-    edges = torch.arange(N_SHELLS + 1, dtype=torch.float64) * (0.5 * math.sqrt(2) / N_SHELLS)
-    centres = (edges[:-1] + edges[1:]) / 2
+    centres = torch.tensor(shell_centres_k_lr())
     return (centres >= HEADLINE_BAND[0]) & (centres < HEADLINE_BAND[1])
 
 
@@ -94,16 +92,18 @@ def movie_pairs(movie: bench_score.Movie, names: list[str], *, seed: int = 0) ->
         methods[name]["z"] = c / math.sqrt(var)
     pairs = {}
     for a, b in itertools.combinations(names, 2):
-        (ca, pa, va), (cb, pb, vb) = sums[a], sums[b]
-        na, nb = math.sqrt(pa), math.sqrt(pb)
         cross = sum(
             float((s * (p.conj() * q).real.sum(0)).sum())
             for p, q, s in zip(preds[a], preds[b], sigma2, strict=True)
         )
-        var = va / na**2 + vb / nb**2 - 2 * cross / (na * nb)
+        # the score's own test beyond interpolation, b in the baseline's rows (ROWS)
+        pooled = torch.zeros(N_ROWS, dtype=torch.float64)
+        pooled[[0, 1, 4]] = torch.tensor(sums[a], dtype=torch.float64)
+        pooled[[9, 10, 11]] = torch.tensor(sums[b], dtype=torch.float64)
+        pooled[13] = cross
         pairs[f"{a}|{b}"] = {
-            "z": (ca / na - cb / nb) / math.sqrt(var) if var > 0 else 0.0,
-            "noise_correlation": cross / math.sqrt(va * vb),
+            "z": _beyond(pooled)[1],
+            "noise_correlation": cross / math.sqrt(sums[a][2] * sums[b][2]),
         }
     return {"methods": methods, "pairs": pairs}
 
@@ -111,10 +111,12 @@ def movie_pairs(movie: bench_score.Movie, names: list[str], *, seed: int = 0) ->
 def analyse(movies: list[dict]) -> list[dict]:
     """Per pair over ``movies``: the truth's difference (mean, SE), the t over movies of the raw
     ``z`` (``evaluate``'s) and the Stouffer sum of ``z_ab``, each with the order it states."""
+    from scipy.stats import norm
     from scipy.stats import t as student
 
     n = len(movies)
-    critical = float(student.ppf(0.975, n - 1))
+    critical = float(student.ppf(1 - PAIR_LEVEL / 2, n - 1))
+    level_z = float(norm.ppf(1 - PAIR_LEVEL / 2))
     rows = []
     for key in movies[0]["pairs"]:
         a, b = key.split("|")
@@ -129,7 +131,7 @@ def analyse(movies: list[dict]) -> list[dict]:
         t_stat = d_mean / d_se if d_se > 0 else 0.0
         stouffer = sum(zab) / math.sqrt(n)
         t_order = int(t_stat > critical) - int(t_stat < -critical)
-        s_order = int(stouffer > LEVEL_Z) - int(stouffer < -LEVEL_Z)
+        s_order = int(stouffer > level_z) - int(stouffer < -level_z)
         # the same z_ab with the movies' own spread (random effects): a t over movies of z_ab
         t_ab = statistics.mean(zab) / (statistics.stdev(zab) / math.sqrt(n))
         t_ab_order = int(t_ab > critical) - int(t_ab < -critical)

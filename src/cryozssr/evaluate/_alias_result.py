@@ -181,9 +181,14 @@ def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
     return explained / signal, c * abs(c) / (pp * explained), bound_z
 
 
-def summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) -> AliasScore:
+def shell_centres_k_lr() -> list[float]:
+    """Centres of the score's :data:`N_SHELLS` LR shells (cycles/LR px, to the corner)."""
     edges = torch.arange(N_SHELLS + 1, dtype=torch.float64) * (0.5 * math.sqrt(2) / N_SHELLS)
-    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
+    return ((edges[:-1] + edges[1:]) / 2).tolist()
+
+
+def summarise(sums: torch.Tensor, *, n_folds: int, n_fit: int, beyond: bool) -> AliasScore:
+    centres = shell_centres_k_lr()
 
     def pooled(lo: float, hi: float) -> torch.Tensor:
         sel = [i for i, k in enumerate(centres) if lo <= k < hi]
