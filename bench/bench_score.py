@@ -60,6 +60,7 @@ import bench_real
 import cryozssr
 from _machine import machine
 from cryozssr.dose import Exposure
+from cryozssr.evaluate.compare import dataset_verdict, score_figures
 from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.score import (
     DEFAULT_FOLDS,
@@ -284,6 +285,10 @@ def _row(score, full, truth, t_full, t_fits, t_score, t_side) -> dict:
 def pairs(movies: list[dict], method_names) -> list[dict]:
     """Per pair: truth difference (mean, SE over movies), score difference, resolved, agree."""
     result = []
+    # the set's verdict per method, as `evaluate` words it over the same movies
+    verdict = {
+        k: dataset_verdict(score_figures([m[k]["score"] for m in movies])) for k in method_names
+    }
     for a, b in itertools.combinations(method_names, 2):
         dt = [m[a]["truth_past_nyquist"] - m[b]["truth_past_nyquist"] for m in movies]
         # the verdict's score, z beyond interpolation (z = rho sqrt(S / sigma^2): on one movie it
@@ -297,8 +302,10 @@ def pairs(movies: list[dict], method_names) -> list[dict]:
         score_mean = sum(ds) / n
         resolved = abs(mean) > 2 * se
         stated = compare_methods(  # on the raw z, as `evaluate` (cryozssr.evaluate.pairs)
-            [m[a]["score"]["z"] for m in movies], [m[b]["score"]["z"] for m in movies]
-        ).order
+            [m[a]["score"]["z"] for m in movies],
+            [m[b]["score"]["z"] for m in movies],
+            neither_shows_detail=verdict[a] == verdict[b] == "no",
+        )
         result.append({
             "pair": [a, b], "truth_diff": round(mean, 4), "truth_diff_se": round(se, 4),
             "score_diff": round(score_mean, 4), "score_diff_se": round(_se(ds), 4),
@@ -307,8 +314,12 @@ def pairs(movies: list[dict], method_names) -> list[dict]:
             "agree_raw_z": mean * sum(dr) > 0 if resolved else None,
             # the order `cryozssr evaluate` states (paired t over movies, two-sided 5%): +1 a
             # above b, -1 below, 0 not told apart; a stated order against the truth's is a miss
-            "score_order": stated,
-            "stated_against_truth": bool(resolved and stated and stated * mean < 0),
+            "score_order": stated.order,
+            # both methods' verdict is "no" (neither shows evidence of detail past the
+            # Nyquist): `evaluate` states no order between them; t_order: the paired t's own
+            "without_detail": stated.without_detail,
+            "t_order": stated.t_order,
+            "stated_against_truth": bool(resolved and stated.order and stated.order * mean < 0),
         })  # fmt: skip
     return result
 
@@ -333,6 +344,7 @@ def set_entry(movies: list[dict], method_names) -> dict:
         entry["resolved_pairs_told_apart_against_truth"] = sum(
             p["stated_against_truth"] for p in resolved
         )
+        entry["resolved_pairs_without_detail"] = sum(p["without_detail"] for p in resolved)
     entry["interpolators_recovered"] = {
         m: entry["summary"][m]["recovered"] for m in INTERPOLATORS if m in method_names
     }
@@ -561,6 +573,30 @@ def _se(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.inf
 
 
+def overview(record: dict) -> str:
+    """One line per set with a truth: of the pairs the truth resolves, how many the score's sign
+    and `evaluate`'s stated order put in the truth's order, against it, and not at all."""
+    out = [
+        "| set | movies | pairs the truth resolves | score's sign agrees | `evaluate` states "
+        'in the truth\'s order | states against it | not told apart | both "no": not ordered |',
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in record["sets"].items():
+        if "pairs" not in entry:
+            continue
+        resolved = [p for p in entry["pairs"] if p["resolved"]]
+        ordered = sum(bool(p["score_order"]) and not p["stated_against_truth"] for p in resolved)
+        against = sum(p["stated_against_truth"] for p in resolved)
+        nothing = sum(bool(p.get("without_detail")) for p in resolved)
+        ties = sum(p["score_order"] == 0 and not p.get("without_detail") for p in resolved)
+        out.append(
+            f"| {name} | {len(entry['per_movie'])} | {len(resolved)} | "
+            f"{sum(bool(p['agree']) for p in resolved)} | {ordered} | {against} | {ties} | "
+            f"{nothing} |"
+        )
+    return "\n".join(out)
+
+
 def markdown(record: dict) -> str:
     """The README's validation tables and pair lists from a (merged) output."""
 
@@ -570,7 +606,7 @@ def markdown(record: dict) -> str:
         text = fmt.format(scale * st["mean"])
         return text + (" ± " + fmt.format(scale * st["sd"]) if st["n"] > 1 else "")
 
-    out = []
+    out = [overview(record), ""]
     for name, entry in record["sets"].items():
         if "summary" not in entry:
             continue
@@ -584,6 +620,12 @@ def markdown(record: dict) -> str:
                 f"{entry['resolved_pairs_told_apart']}, against it "
                 f"{entry['resolved_pairs_told_apart_against_truth']}"
                 if "resolved_pairs_told_apart" in entry
+                else ""
+            )
+            + (
+                f"; of the resolved pairs, {entry['resolved_pairs_without_detail']} between "
+                'methods that both score "no" (not ordered)'
+                if entry.get("resolved_pairs_without_detail")
                 else ""
             )
             + "\n"
@@ -636,7 +678,9 @@ def markdown(record: dict) -> str:
             verdict = "not resolved"
             if p["resolved"]:
                 verdict = "resolved, " + ("agrees" if p["agree"] else "MISORDERED")
-                if "score_order" in p:
+                if p.get("without_detail"):
+                    verdict += "; not ordered by the score: neither shows evidence of detail"
+                elif "score_order" in p:
                     verdict += {
                         0: "; not told apart by the score",
                         None: "",

@@ -43,6 +43,7 @@ from cryozssr.evaluate.score import (
     local_tile_shifts,
     measure_frames,
     plan_folds,
+    pooled_z,
 )
 
 
@@ -129,7 +130,7 @@ def analyse(movies: list[dict]) -> list[dict]:
         t_mean, t_se = statistics.mean(truth), statistics.stdev(truth) / math.sqrt(n)
         d_mean, d_se = statistics.mean(dz), statistics.stdev(dz) / math.sqrt(n)
         t_stat = d_mean / d_se if d_se > 0 else 0.0
-        stouffer = sum(zab) / math.sqrt(n)
+        stouffer = pooled_z(zab)
         t_order = int(t_stat > critical) - int(t_stat < -critical)
         s_order = int(stouffer > level_z) - int(stouffer < -level_z)
         # the same z_ab with the movies' own spread (random effects): a t over movies of z_ab

@@ -342,8 +342,30 @@ def test_the_score_tells_two_methods_apart_only_beyond_its_noise():
         compare_methods([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
+def test_two_methods_whose_verdict_is_no_are_not_ordered():
+    # the same injected raw difference of 1 z per movie: stated, unless the caller says both
+    # methods' verdict is "no"; then reported (its size, the t's own order) but not ordered
+    import random
+
+    from cryozssr.evaluate.score import compare_methods, pooled_z
+
+    rng = random.Random(2)
+    raw_b = [rng.gauss(0.0, 1.0) for _ in range(9)]
+    raw_a = [z + 1.0 + rng.gauss(0, 0.3) for z in raw_b]
+    plain = compare_methods(raw_a, raw_b)
+    assert plain.order == 1 and plain.t_order == 1 and not plain.without_detail
+    gated = compare_methods(raw_a, raw_b, neither_shows_detail=True)
+    assert gated.order == 0 and gated.without_detail and gated.t_order == 1
+    assert gated.difference == plain.difference and gated.difference_se == plain.difference_se
+    few = compare_methods(raw_a[:2], raw_b[:2], neither_shows_detail=True)
+    assert few.order is None and not few.without_detail  # 2 movies: too few, whatever the rule
+    assert abs(pooled_z([1.0] * 9) - 3.0) < 1e-12  # Stouffer: sqrt(n) times one movie's z
+    with pytest.raises(ValueError, match="no movies to pool"):
+        pooled_z([])
+
+
 def test_the_report_reads_method_against_method_with_the_truth_beside_it():
-    from cryozssr.evaluate.compare import Row
+    from cryozssr.evaluate.compare import Row, dataset_verdict, score_figures
     from cryozssr.evaluate.pairs import method_pairs, terminal_line
     from cryozssr.evaluate.report import _pairs_section, to_json
 
@@ -362,6 +384,7 @@ def test_the_report_reads_method_against_method_with_the_truth_beside_it():
     ]
     found = {(p["first"], p["second"]): p for p in method_pairs(rows)}
     assert set(found) == {("bilinear", "misr"), ("bilinear", "mmse"), ("misr", "mmse")}
+    assert not any(p["without_detail"] for p in found.values())
     assert found[("bilinear", "misr")]["order"] == -1  # misr above bilinear
     assert abs(found[("bilinear", "misr")]["z_difference"] + 3.0) < 1e-9
     assert abs(found[("bilinear", "misr")]["truth_difference"] + 0.0925) < 1e-9
@@ -374,6 +397,32 @@ def test_the_report_reads_method_against_method_with_the_truth_beside_it():
         "score, method against method: misr > bilinear, mmse > bilinear; 1 pair(s) not told"
         " apart (report)"
     )
+    # bicubic's raw z 1 above bilinear's on every movie, both verdicts "no" (pooled beyond
+    # interpolation 0.0 and 0.35, no movie passing): no order, and the page says why
+    cubic = row("bicubic", [0.3, -0.1, 0.4, 0.1], [0.01, 0.02, 0.01, 0.01])
+    for stem in cubic.scores:
+        cubic.scores[stem]["z"] = rows[1].scores[stem]["z"] + 1.0 + 0.01 * int(stem[1:])
+    found = {(p["first"], p["second"]): p for p in method_pairs([*rows, cubic])}
+    assert found[("bilinear", "bicubic")]["without_detail"]
+    assert found[("bilinear", "bicubic")]["order"] == 0
+    assert found[("bilinear", "bicubic")]["t_order"] == -1
+    assert found[("misr", "bicubic")]["order"] == 1  # misr shows detail: still ordered
+    page = _pairs_section([*rows, cubic])
+    assert "neither shows evidence of detail (-1.0 ± 0.0); truth +0.007" in page
+    assert terminal_line(method_pairs([*rows, cubic])).endswith(
+        "1 pair(s) not told apart, 1 without evidence of detail in either (report)"
+    )
+    # the rule is the page's verdict, from all of a method's movies: one movie passing on its
+    # own ("in some movies", pooled 0.4) or weak evidence over 12 movies ("not established",
+    # pooled 3.5, of which bicubic shares 4) is not a "no", so the pair is ordered
+    some = row("misr", [5.0, -1.0, -1.0, -1.0], [0.1, 0.1, 0.1, 0.1])
+    weak = row("mmse", [1.0] * 12, [0.1] * 12)
+    for other, verdict in ((some, "in some movies"), (weak, "not established")):
+        assert dataset_verdict(score_figures(list(other.scores.values()))) == verdict
+        for stem in cubic.scores:
+            other.scores[stem]["z"] = cubic.scores[stem]["z"] + 2.0 + 0.01 * int(stem[1:])
+        (pair,) = method_pairs([cubic, other])
+        assert pair["n_movies"] == 4 and pair["order"] == -1 and not pair["without_detail"]
     two = [row("misr", [3.1, 2.6], [0.1, 0.1]), row("mmse", [3.0, 2.9], [0.1, 0.1])]
     assert "needs at least 3 movies scored by both; this evaluation has 2" in _pairs_section(two)
     assert terminal_line(method_pairs(two)) is None

@@ -4,6 +4,7 @@ and the verdict (pure; the principle is in :mod:`.score`)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,11 @@ SCORE_BANDS: dict[str, tuple[float, float]] = {
 HEADLINE_BAND: tuple[float, float] = (1.0 / 6.0, 0.5)
 #: ``z`` above which a method is said to recover detail (one-sided, ~3e-5 false alarms).
 Z_RECOVERED = 4.0
+#: Pooled ``z`` beyond interpolation below which a dataset shows no evidence of detail past the
+#: Nyquist (at most 2.3% of datasets that hold nothing beyond interpolation reach it): with no
+#: movie passing on its own, its verdict is "no" rather than "not established", and no order is
+#: read between two methods whose verdict is "no" (:func:`~._alias_pairs.compare_methods`).
+Z_WEAK = 2.0
 #: Smallest share of the frames' aliased signal called a recovery (below it: "nothing useful").
 FRACTION_RECOVERED = 0.01
 #: Significance of the Wiener bound's signal below which "what the frames allow" is not given.
@@ -33,6 +39,16 @@ def is_recovered(z: float, explained_share: float | None, *, measurable: bool) -
     if z < Z_RECOVERED:
         return False
     return not measurable or (explained_share or 0.0) >= FRACTION_RECOVERED
+
+
+def pooled_z(z_per_movie: Sequence[float]) -> float:
+    """Stouffer's ``sum z_i / sqrt(n)``: independent movies' evidence as one ``z``; ``N(0, 1)``
+    where each movie's is, and below it where each is biased low (``z`` beyond interpolation,
+    a minimum of two tests, for a method that recovers nothing); ``sqrt(n)`` times one movie's
+    ``z`` for ``n`` alike movies."""
+    if not z_per_movie:
+        raise ValueError("no movies to pool")
+    return sum(float(z) for z in z_per_movie) / math.sqrt(len(z_per_movie))
 
 
 @dataclass(frozen=True)
@@ -175,8 +191,9 @@ def _bound(sums: torch.Tensor) -> tuple[float | None, float | None, float]:
         return None, None, bound_z
     measurable = signal > 0 and noise > 0 and signal / noise >= MIN_ALIASED_SNR
     if not measurable or own_signal <= 0 or pp <= 0:
-        # the frames' aliased signal is not measurable (radiation damage the model lacks biases
-        # the noise of different frame sets differently there): no "what the frames allow"
+        # the frames' aliased signal is not measurable: on the simulated sets their noise grows
+        # by 1-3% over the exposure, which the model of equal noise per frame reads as less
+        # aliased signal than there is (bench/bench_frame_noise.py): no "what the frames allow"
         return None, None, bound_z
     return explained / signal, c * abs(c) / (pp * explained), bound_z
 

@@ -9,9 +9,8 @@ read through :mod:`.collect`; nothing here writes files.
 from __future__ import annotations
 
 import logging
-import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +22,7 @@ from cryozssr.evaluate.ctf_fit import CtfFit, CtfFitConfig, Microscope, fit_ctf
 from cryozssr.evaluate.frc import FRC_BANDS, register_and_frc
 from cryozssr.evaluate.particles import ParticleSet, evaluate_3d
 from cryozssr.evaluate.reconstruct import symmetry_matrices
-from cryozssr.evaluate.score import is_recovered
+from cryozssr.evaluate.score import Z_WEAK, is_recovered, pooled_z
 from cryozssr.ops import box_sum
 
 log = logging.getLogger(__name__)
@@ -289,7 +288,7 @@ def _pooled_verdict(scored: list[dict]) -> dict[str, Any]:
     beyond = all(_beyond(s) for s in scored)
     key = "z_beyond_interpolation" if beyond else "z"
     share_key = "explained_share_beyond_interpolation" if beyond else "explained_share"
-    z = sum(float(s[key]) for s in scored) / math.sqrt(len(scored))
+    z = pooled_z([float(s[key]) for s in scored])
     shares = [float(s[share_key]) for s in scored if s.get(share_key) is not None]
     share = _mean(shares) if shares else None
     return {
@@ -297,6 +296,41 @@ def _pooled_verdict(scored: list[dict]) -> dict[str, Any]:
         "score_share_pooled": share,
         "score_pooled_recovered": is_recovered(z, share, measurable=share is not None),
     }
+
+
+def score_figures(scored: Sequence[dict]) -> dict[str, Any]:
+    """What the dataset's verdict (:func:`dataset_verdict`) is read from, over the movies
+    ``scored`` (their ``alias_score`` records): how many, how many pass on their own, and the
+    pooled verdict."""
+    return {
+        "score_scored": len(scored),
+        "score_recovered": sum(_recovered(s) for s in scored),
+        **_pooled_verdict(list(scored)),
+    }
+
+
+def dataset_verdict(f: dict) -> str:
+    """Yes when the dataset's pooled evidence passes the rule (a summary made before pooling:
+    when most movies pass on their own); "in some movies" when it does not but a movie does;
+    "not established" when its ``z`` is short of the rule's but above
+    :data:`~cryozssr.evaluate.score.Z_WEAK` (at most 2.3% of datasets that hold nothing beyond
+    interpolation reach it: weak evidence a larger dataset would settle, not a "no"); else "no"."""
+    rec, n = f["score_recovered"], f["score_scored"]
+    pooled = f.get("score_pooled_recovered")
+    if pooled if pooled is not None else rec * 2 > n:
+        return "yes"
+    if rec:
+        return "in some movies"
+    return "not established" if verdict_z(f) >= Z_WEAK else "no"
+
+
+def verdict_z(f: dict) -> float:
+    """The z the dataset's verdict used: pooled over the movies, beyond interpolation (older
+    summaries: the movies' mean, beyond interpolation or raw)."""
+    for key in ("score_z_pooled", "score_z_beyond", "score_z"):
+        if f.get(key) is not None:
+            return float(f[key])
+    return 0.0
 
 
 def _summarise_scores(row: Row) -> None:
@@ -307,9 +341,7 @@ def _summarise_scores(row: Row) -> None:
     if not row.scores:
         return
     row.figures["score_movies"] = len(row.scores)
-    row.figures["score_scored"] = len(scored)
-    row.figures["score_recovered"] = sum(_recovered(s) for s in scored)
-    row.figures.update(_pooled_verdict(scored))
+    row.figures.update(score_figures(scored))
     fracs = [100 * s["fraction_of_bound"] for s in scored if s.get("fraction_of_bound") is not None]
     for key, values in (
         ("score_rho", [s["rho"] for s in scored if s.get("rho") is not None]),

@@ -9,7 +9,9 @@ verdict's ``z`` beyond interpolation is a minimum of two tests: for methods that
 it is biased below zero by an amount that differs from method to method (bilinear's is
 ``min(z, 0)``), which an order between them would read as a difference. Where a truth
 exists its FRC past the Nyquist is compared on the same movies beside it (mean difference and
-its standard error over movies), so a reader sees both yardsticks side by side.
+its standard error over movies), so a reader sees both yardsticks side by side. Two methods
+whose dataset verdict is "no" are not ordered (:func:`shows_detail`;
+:func:`~cryozssr.evaluate.score.compare_methods`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from cryozssr.evaluate.compare import Row
+from cryozssr.evaluate.compare import Row, dataset_verdict, score_figures
 from cryozssr.evaluate.score import MIN_PAIR_MOVIES, PAIR_LEVEL, compare_methods
 
 
@@ -34,11 +36,22 @@ def method_pairs(rows: Sequence[Row]) -> list[dict]:
             for s in set(a.scores) & set(b.scores)
             if a.scores[s].get("z") is not None and b.scores[s].get("z") is not None
         )
-        cmp = compare_methods([a.scores[s]["z"] for s in stems], [b.scores[s]["z"] for s in stems])
+        cmp = compare_methods(
+            [a.scores[s]["z"] for s in stems],
+            [b.scores[s]["z"] for s in stems],
+            neither_shows_detail=not (shows_detail(a) or shows_detail(b)),
+        )
         entry = {"first": a.name, "second": b.name, **cmp.to_dict()}
         entry["truth_difference"], entry["truth_difference_se"] = _truth(a, b, stems)
         out.append(entry)
     return out
+
+
+def shows_detail(row: Row) -> bool:
+    """Whether the dataset's verdict for ``row`` is anything but "no" (from all its scored movies,
+    as the page's verdict line: :func:`~cryozssr.evaluate.compare.dataset_verdict`)."""
+    scored = [s for s in row.scores.values() if s.get("z") is not None]
+    return bool(scored) and dataset_verdict(score_figures(scored)) != "no"
 
 
 def _truth(a: Row, b: Row, stems: list[str]) -> tuple[float | None, float | None]:
@@ -62,6 +75,8 @@ def cell(pair: dict, *, flip: bool = False) -> str:
         return f"{pair['n_movies']} movies: too few"
     sign = -1 if flip else 1
     word = {1: "above", -1: "below", 0: "not told apart"}[sign * pair["order"]]
+    if pair.get("without_detail"):
+        word = "neither shows evidence of detail"
     text = f"{word} ({sign * pair['z_difference']:+.1f} ± {pair['z_difference_se']:.1f})"
     if pair["truth_difference"] is not None:
         se = pair["truth_difference_se"]
@@ -80,12 +95,23 @@ def terminal_line(pairs: Sequence[dict]) -> str | None:
         f"{p['first']} > {p['second']}" if p["order"] > 0 else f"{p['second']} > {p['first']}"
         for p in told
     ]
-    rest = sum(1 for p in pairs if p["order"] == 0)
+    nothing = sum(1 for p in pairs if p.get("without_detail"))
+    rest = sum(1 for p in pairs if p["order"] == 0) - nothing
     return (
         "score, method against method: "
         + (", ".join(names) if names else "no order")
-        + f"; {rest} pair(s) not told apart (report)"
+        + f"; {rest} pair(s) not told apart"
+        + (f", {nothing} without evidence of detail in either" if nothing else "")
+        + " (report)"
     )
 
 
-__all__ = ["MIN_PAIR_MOVIES", "PAIR_LEVEL", "cell", "comparable", "method_pairs", "terminal_line"]
+__all__ = [
+    "MIN_PAIR_MOVIES",
+    "PAIR_LEVEL",
+    "cell",
+    "comparable",
+    "method_pairs",
+    "shows_detail",
+    "terminal_line",
+]

@@ -256,7 +256,10 @@ def _pairs_section(rows: Sequence[Row]) -> str:
         "<i>not told apart</i> is a "
         "difference within the score's noise, not evidence that the two are equal. It needs "
         "more movies than the verdict above: the verdict's test knows its noise, this one "
-        "measures it from the spread between movies."
+        "measures it from the spread between movies. Two methods whose verdict above is both "
+        "<i>no</i> are not ordered (<i>neither shows evidence of detail</i>): what still "
+        "tells such methods apart, such as interpolation's mirror of the detail below the "
+        "Nyquist, is not what the score measures."
     )
     if not pairs.comparable(found):
         n = max(p["n_movies"] for p in found)

@@ -139,8 +139,10 @@ from cryozssr.evaluate._alias_result import (
     SCORE_BANDS,
     Z_BOUND,
     Z_RECOVERED,
+    Z_WEAK,
     AliasScore,
     is_recovered,
+    pooled_z,
     summarise,
 )
 from cryozssr.motion.field import MotionField
@@ -172,6 +174,7 @@ __all__ = [
     "SCORE_MARGIN_LR_PX",
     "Z_BOUND",
     "Z_RECOVERED",
+    "Z_WEAK",
     "AliasScore",
     "FrameSide",
     "MethodComparison",
@@ -184,6 +187,7 @@ __all__ = [
     "local_tile_shifts",
     "measure_frames",
     "plan_folds",
+    "pooled_z",
     "score_box",
     "score_record",
     "score_region",

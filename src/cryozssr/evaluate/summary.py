@@ -10,16 +10,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cryozssr.evaluate.compare import Row
+from cryozssr.evaluate.compare import Row, dataset_verdict, verdict_z
 from cryozssr.evaluate.frc import PAST_NYQUIST_LIMIT
-from cryozssr.evaluate.score import Z_RECOVERED
+from cryozssr.evaluate.score import FRACTION_RECOVERED, Z_RECOVERED, Z_WEAK
 
 #: Fewer particles than this make the 3D columns noise (the demo's 25 per micrograph gave 7-9 A
 #: spreads between identical inputs).
 MIN_PARTICLES_3D = 1000
-#: The verdict's ``z`` from which a "no" is worded "not established": one-sided 2.3% of datasets
-#: that hold nothing beyond interpolation reach it, so it is weak evidence, not a finding.
-Z_WEAK = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,20 +47,24 @@ def columns(lr_pixel_angstrom: float) -> list[Column]:
                "Correlation (−1..1) of that detail with the frames' aliased signal; the truth "
                "itself scores 1, no estimate from the frames can (their noise)."),
         Column("score_z", "alias score z", "{:.1f}", "higher",
-               "Significance of the score: ≥ 4 = real detail past the Nyquist; about 0 ± 1 = none. "
+               f"Significance of the score: ≥ {Z_RECOVERED:g} = real detail past the Nyquist; "
+               "about 0 ± 1 = none. "
                "Exists even where the frames' aliased signal is too weak for ρ and %."),
         Column("score_z_beyond", "alias score z beyond interp.", "{:.1f}", "higher",
                "Significance of the prediction beyond what a bilinear interpolation of the same "
-               "frames predicts (and beyond predicting nothing): ≥ 4 = detail interpolation "
+               f"frames predicts (and beyond predicting nothing): ≥ {Z_RECOVERED:g} = detail "
+               "interpolation "
                "cannot give; interpolation itself scores ≤ 0."),
         Column("score_z_pooled", "dataset z (pooled)", "{:.1f}", "higher",
                "The verdict's significance for the dataset: the movies' z beyond interpolation "
-               "pooled (Σ z / √n, Stouffer; movies are independent). ≥ 4 = yes; 2–4 = not "
-               "established (weak evidence: more movies would settle it)."),
+               f"pooled (Σ z / √n, Stouffer; movies are independent). ≥ {Z_RECOVERED:g} = yes; "
+               f"{Z_WEAK:g}–{Z_RECOVERED:g} = not established (weak evidence: more movies would "
+               "settle it)."),
         Column("score_recovered", "recovered (movies)", "{}", "higher",
                "Movies where the detail predicts the held-out frames better than interpolation "
-               "and than nothing (z beyond interp. ≥ 4) and, where ρ is measurable, explains ≥ 1% "
-               "more of their aliased signal."),
+               f"and than nothing (z beyond interp. ≥ {Z_RECOVERED:g}) and, where ρ is "
+               f"measurable, explains ≥ {100 * FRACTION_RECOVERED:g}% more of their aliased "
+               "signal."),
         Column("frc_past_nyquist", f"FRC vs truth past Nyq ({nyq:.1f}–{far:.1f} Å)", "{:.3f}",
                "higher", "Simulations only: correlation with the truth over the frequencies past "
                "the LR Nyquist only (outside the LR pixel's square band): what the score estimates."),
@@ -134,10 +135,10 @@ def verdict(row: Row) -> str:
     if f.get("score_scored"):
         pct = f.get("score_percent_of_bound")
         n, rec = f["score_scored"], f["score_recovered"]
-        yes = _dataset_verdict(f)
+        yes = dataset_verdict(f)
         what = "z beyond interpolation " if f.get("score_z_beyond") is not None else "z = "
         pooled = n > 1 and f.get("score_z_pooled") is not None
-        z = f"{what}{_z_text(_verdict_z(f))}" + (f" pooled over {n} movies" if pooled else "")
+        z = f"{what}{_z_text(verdict_z(f))}" + (f" pooled over {n} movies" if pooled else "")
         share = (
             f"{pct:.0f}% of what the frames allow, {z}"
             if pct is not None
@@ -154,29 +155,6 @@ def verdict(row: Row) -> str:
     if f.get("frc_past_nyquist") is not None:
         parts.append(f"truth: FRC past the Nyquist {f['frc_past_nyquist']:.2f}")
     return f"{row.name}: " + "; ".join(parts)
-
-
-def _dataset_verdict(f: dict) -> str:
-    """Yes when the dataset's pooled evidence passes the rule (a summary made before pooling:
-    when most movies pass on their own); "in some movies" when it does not but a movie does;
-    "not established" when its ``z`` is short of the rule's but above :data:`Z_WEAK` (evidence a
-    larger dataset would settle, not a "no"); else "no"."""
-    rec, n = f["score_recovered"], f["score_scored"]
-    pooled = f.get("score_pooled_recovered")
-    if pooled if pooled is not None else rec * 2 > n:
-        return "yes"
-    if rec:
-        return "in some movies"
-    return "not established" if _verdict_z(f) >= Z_WEAK else "no"
-
-
-def _verdict_z(f: dict) -> float:
-    """The z the dataset's verdict used: pooled over the movies, beyond interpolation (older
-    summaries: the movies' mean, beyond interpolation or raw)."""
-    for key in ("score_z_pooled", "score_z_beyond", "score_z"):
-        if f.get(key) is not None:
-            return float(f[key])
-    return 0.0
 
 
 def _z_text(z: float) -> str:
@@ -219,14 +197,14 @@ def terminal_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         if f.get("score_scored"):
             pct = f.get("score_percent_of_bound")
             rec, n = f["score_recovered"], f["score_scored"]
-            yes = _dataset_verdict(f)
+            yes = dataset_verdict(f)
             yes = {"in some movies": f"{rec}/{n}", "not established": "unsure"}.get(yes, yes)
             verdict_cell = f"{yes} {pct:.0f}%" if pct is not None else yes
         else:
             verdict_cell = "–"
         score = _num(f, "score_rho", "{:.2f}")
         if score == "–" and f.get("score_scored"):
-            score = f"z {_z_text(_verdict_z(f))}"
+            score = f"z {_z_text(verdict_z(f))}"
         cells.append([
             r.name[:16], verdict_cell, score,
             _num(f, "frc_past_nyquist", "{:.2f}"), _num(f, "ctf_fit_resolution_angstrom", "{:.2f}"),
