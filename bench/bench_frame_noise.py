@@ -34,18 +34,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_score
 import cryozssr
 from _machine import machine
-from cryozssr.evaluate._alias_folds import _ROW_CHUNK, N_SHELLS, _Model, measure_frames
+from cryozssr.evaluate._alias_folds import (
+    _ROW_CHUNK,
+    N_SHELLS,
+    _Model,
+    alias_basis,
+    measure_frames,
+)
 from cryozssr.evaluate._alias_result import HEADLINE_BAND, shell_centres_k_lr
 from cryozssr.evaluate.score import DEFAULT_FOLDS, plan_folds
 
 
 def _bases(side, model, idx, rows):
-    """Per frequency of ``rows``: ``Q`` (n, 4 alias directions) and the in-band direction."""
-    resid = side.shifts_px[idx] - side.offsets[idx]
-    a = torch.stack([model(i, resid[i], rows) for i in range(len(idx))])
-    mat = a.reshape(len(idx), *a.shape[1:3], 4).permute(1, 2, 0, 3)
-    q, _ = torch.linalg.qr(mat)
-    u = (a * model.low[rows]).sum((-2, -1)).permute(1, 2, 0)  # (rows, w, n)
+    """The score's alias basis ``Q`` and its in-band direction ``u``, normalised, ``(rows, w, n)``."""
+    q, u = alias_basis(model, side.shifts_px[idx] - side.offsets[idx], rows)
+    u = u.permute(1, 2, 0)
     return q, u / u.norm(dim=-1, keepdim=True).clamp(min=1e-30)
 
 

@@ -134,6 +134,18 @@ def _cut(side: FrameSide, i: int, img: torch.Tensor) -> torch.Tensor:
     return torch.fft.fft2(tapered(img[y0 : y0 + hc, x0 : x0 + wc], side.window))
 
 
+def alias_basis(
+    model: _Model, shifts_px: torch.Tensor, rows: slice
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frequency of ``rows``, the frames' 4 alias directions: an orthonormal basis ``Q``
+    ``(rows, w, n, 4)`` of their span, and the in-band one ``u`` ``(n, rows, w)`` (not
+    normalised), for frames at sub-pixel ``shifts_px`` ``(n, 2)`` (LR px)."""
+    a = torch.stack([model(i, shifts_px[i], rows) for i in range(len(shifts_px))])
+    u = (a * model.low[rows]).sum((-2, -1))
+    mat = a.reshape(len(shifts_px), *a.shape[1:3], 4).permute(1, 2, 0, 3)
+    return torch.linalg.qr(mat)[0], u
+
+
 def _measure(side: FrameSide, idx: list[int], fit: list[int] | None):
     """On frames ``idx``, per frequency: the in-band direction ``u`` (only with ``fit``), the power
     of the frames in the 3 alias directions (the span of all 4 with ``u`` projected out: where the
@@ -149,12 +161,9 @@ def _measure(side: FrameSide, idx: list[int], fit: list[int] | None):
     sigma2 = torch.zeros(hc, wc, dtype=torch.float64, device=dev)
     for r0 in range(0, hc, _ROW_CHUNK):
         sl = slice(r0, r0 + _ROW_CHUNK)
-        a = torch.stack([model(i, resid[i], sl) for i in range(n)])  # (n, rows, wc, 2, 2)
-        u = (a * model.low[sl]).sum((-2, -1))
+        qmat, u = alias_basis(model, resid, sl)
         yy = side.spectra[idx, sl]
         uu = u.abs().pow(2).sum(0).clamp(min=1e-30)
-        mat = a.reshape(n, *a.shape[1:3], 4).permute(1, 2, 0, 3)  # (rows, wc, n, 4)
-        qmat, _ = torch.linalg.qr(mat)
         yv = yy.permute(1, 2, 0)[..., None]
         in_span = (qmat.conj().transpose(-2, -1) @ yv).abs().pow(2).sum((-2, -1))
         noise = yy.abs().pow(2).sum(0) - in_span
